@@ -1,0 +1,260 @@
+// Command gateway is mcpgate's entry point. It only wires packages together:
+// load (files) → translate (IR + bundle) → engine (request path).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpgate/mcpgate/bundle"
+	"github.com/mcpgate/mcpgate/engine"
+	"github.com/mcpgate/mcpgate/ir"
+	"github.com/mcpgate/mcpgate/k8s/load"
+	"github.com/mcpgate/mcpgate/translate"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `mcpgate: authentication, tool authorization and rate limits for MCP servers,
+decided by an embedded OPA/Rego policy.
+
+Usage:
+  gateway run -f PATH [-f PATH...] [flags]     serve the configuration in PATH (YAML files or directories)
+  gateway run --bundle bundle.tar.gz [flags]   serve a compiled bundle
+  gateway bundle -f PATH [-f PATH...] -o FILE  compile the configuration into an OPA bundle
+  gateway version                              print the version
+
+Run 'gateway COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(os.Args[2:])
+	case "bundle":
+		err = buildBundle(os.Args[2:], os.Stdout)
+	case "version", "--version", "-version":
+		fmt.Println("mcpgate", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "gateway: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gateway:", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		}
+		os.Exit(1)
+	}
+}
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// common flags of run and bundle.
+type sourceFlags struct {
+	files   listFlag
+	resolve listFlag
+}
+
+func (s *sourceFlags) register(fs *flag.FlagSet) {
+	fs.Var(&s.files, "f", "YAML file or directory of *.yaml/*.yml files (repeatable)")
+	fs.Var(&s.resolve, "resolve", "HOST:PORT=ADDR:PORT: dial ADDR:PORT for a Service (NAME.NAMESPACE:PORT) or a host (repeatable)")
+}
+
+// compile loads, translates and bundles the configuration.
+func (s *sourceFlags) compile(override func(*ir.Config) error) (*bundle.Bundle, error) {
+	if len(s.files) == 0 {
+		return nil, errors.New("no configuration: pass -f PATH")
+	}
+	resolve := map[string]string{}
+	for _, r := range s.resolve {
+		from, to, ok := strings.Cut(r, "=")
+		if !ok || !hasPort(from) || !hasPort(to) {
+			return nil, fmt.Errorf("--resolve %q: want HOST:PORT=ADDR:PORT", r)
+		}
+		resolve[from] = to
+	}
+	loaded, err := load.Files(s.files)
+	if err != nil {
+		return nil, err
+	}
+	if len(loaded.Modules) > 0 {
+		return nil, fmt.Errorf("%s: Rego policy files are not supported yet (only YAML objects)", loaded.Modules[0].Path)
+	}
+	loaded.Resources.Resolve = resolve
+	cfg, err := translate.Translate(loaded.Resources)
+	if err != nil {
+		return nil, err
+	}
+	if override != nil {
+		if err := override(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return translate.Bundle(cfg, nil)
+}
+
+func hasPort(hp string) bool {
+	_, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536
+}
+
+func buildBundle(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bundle", flag.ContinueOnError)
+	var src sourceFlags
+	src.register(fs)
+	out := fs.String("o", "bundle.tar.gz", "output file ('-' for stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := src.compile(nil)
+	if err != nil {
+		return err
+	}
+	if *out == "-" {
+		return b.Write(stdout)
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	if err := b.Write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (revision %s)\n", *out, b.Revision)
+	return nil
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var src sourceFlags
+	src.register(fs)
+	bundlePath := fs.String("bundle", "", "serve a bundle written by 'gateway bundle' instead of YAML")
+	bind := fs.String("bind", "0.0.0.0", "address the listeners bind to")
+	port := fs.Int("port", 0, "override the port of the Gateway's listener (only with a single listener)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	maxBody := fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
+	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	override := func(cfg *ir.Config) error {
+		if *port == 0 {
+			return nil
+		}
+		if len(cfg.Listeners) != 1 {
+			return fmt.Errorf("--port needs exactly one listener, the configuration has %d", len(cfg.Listeners))
+		}
+		cfg.Listeners[0].Port = *port
+		return nil
+	}
+	var b *bundle.Bundle
+	var err error
+	if *bundlePath != "" {
+		if len(src.files) > 0 {
+			return errors.New("pass either -f or --bundle, not both")
+		}
+		b, err = readBundle(*bundlePath)
+		if err == nil {
+			err = override(b.Config)
+		}
+	} else {
+		b, err = src.compile(override)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody})
+	if err := gw.Activate(ctx, b); err != nil {
+		return err
+	}
+	var servers []*http.Server
+	errc := make(chan error, len(gw.Ports()))
+	for _, p := range gw.Ports() {
+		addr := net.JoinHostPort(*bind, strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, s := range servers {
+				_ = s.Close()
+			}
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		srv := &http.Server{
+			Handler:           gw.Handler(p),
+			ReadHeaderTimeout: 10 * time.Second, // slowloris
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, srv)
+		log.Info("listening", "addr", ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	log.Info("shutting down", "timeout", shutdown.String())
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			log.Warn("shutdown", "error", err)
+		}
+	}
+	return nil
+}
+
+func readBundle(path string) (*bundle.Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return bundle.Read(f)
+}

@@ -1,0 +1,254 @@
+// Package engine is the request path: listener, route, MCP decode, token
+// verification, one policy decision, upstream. Configuration arrives as a
+// bundle; Activate prepares everything a request needs into an immutable
+// snapshot and publishes it with one atomic swap, so requests never see a
+// half-built configuration and the read path takes no locks.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpgate/mcpgate/bundle"
+	"github.com/mcpgate/mcpgate/engine/authn"
+	"github.com/mcpgate/mcpgate/engine/policy"
+	"github.com/mcpgate/mcpgate/ir"
+)
+
+// ErrActivate is wrapped by every activation error; the previous
+// configuration keeps serving.
+var ErrActivate = errors.New("activate")
+
+// Options configure a Gateway; the zero value means defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Upstream is the client for MCP servers; nil means a pooled client
+	// with connect and response-header timeouts and no overall timeout
+	// (streams may be long).
+	Upstream *http.Client
+	// MaxBodyBytes bounds a request body (default 4 MiB; larger → 413).
+	MaxBodyBytes int64
+	// Authn tunes token verification (JWKS HTTP client, cache size...).
+	Authn authn.Options
+}
+
+// Gateway serves MCP traffic for the active configuration.
+type Gateway struct {
+	opts Options
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+	mu   sync.Mutex // serialises activations
+}
+
+// New returns a gateway with no configuration: every request gets 503 until
+// the first Activate.
+func New(opts Options) *Gateway {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	if opts.Upstream == nil {
+		opts.Upstream = &http.Client{Transport: &http.Transport{
+			Proxy:                 nil, // MCP servers are dialled directly, never via the environment's proxy
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 120 * time.Second,
+			DisableCompression:    true, // relay bytes as they come; SSE must not sit in a gzip buffer
+		}}
+	}
+	if opts.Authn.Logger == nil {
+		opts.Authn.Logger = opts.Logger
+	}
+	return &Gateway{opts: opts, log: opts.Logger}
+}
+
+// snapshot is everything one configuration needs at request time.
+type snapshot struct {
+	revision  string
+	cfg       *ir.Config
+	eval      *policy.Evaluator
+	verifiers map[string]*verifierEntry // by authn key
+	listeners map[int]http.Handler      // by port
+}
+
+type verifierEntry struct {
+	fingerprint string
+	v           *authn.Verifier
+}
+
+// Revision returns the active bundle revision, "" before the first activation.
+func (g *Gateway) Revision() string {
+	if s := g.snap.Load(); s != nil {
+		return s.revision
+	}
+	return ""
+}
+
+// Config returns the active configuration (read-only), nil before the first
+// activation.
+func (g *Gateway) Config() *ir.Config {
+	if s := g.snap.Load(); s != nil {
+		return s.cfg
+	}
+	return nil
+}
+
+// Activate prepares a bundle and makes it the active configuration. On error
+// nothing changes.
+func (g *Gateway) Activate(ctx context.Context, b *bundle.Bundle) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	start := time.Now()
+	ev, err := policy.New(ctx, b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrActivate, err)
+	}
+	old := g.snap.Load()
+	s := &snapshot{revision: b.Revision, cfg: b.Config, eval: ev, verifiers: map[string]*verifierEntry{}, listeners: map[int]http.Handler{}}
+	var created []*authn.Verifier
+	for k, an := range b.Config.Authn {
+		fp, _ := json.Marshal(an)
+		if old != nil {
+			// Keep a verifier whose configuration did not change, with its
+			// warm key set and token cache.
+			if e, ok := old.verifiers[k]; ok && e.fingerprint == string(fp) {
+				s.verifiers[k] = e
+				continue
+			}
+		}
+		v, err := authn.New(context.WithoutCancel(ctx), an, g.opts.Authn)
+		if err != nil {
+			for _, c := range created {
+				c.Close()
+			}
+			return fmt.Errorf("%w: authentication policy %s: %v", ErrActivate, k, err)
+		}
+		created = append(created, v)
+		s.verifiers[k] = &verifierEntry{fingerprint: string(fp), v: v}
+	}
+	for _, l := range b.Config.Listeners {
+		s.listeners[l.Port] = g.router(s, l)
+	}
+	g.snap.Store(s)
+	if old != nil {
+		var stale []*authn.Verifier
+		for k, e := range old.verifiers {
+			if cur, ok := s.verifiers[k]; !ok || cur != e {
+				stale = append(stale, e.v)
+			}
+		}
+		// Requests already running may still hold the old snapshot; give
+		// them time before stopping the old key refreshers.
+		if len(stale) > 0 {
+			time.AfterFunc(time.Minute, func() {
+				for _, v := range stale {
+					v.Close()
+				}
+			})
+		}
+	}
+	g.log.Info("configuration active", "revision", b.Revision, "listeners", len(b.Config.Listeners),
+		"routes", len(b.Config.Routes), "took", time.Since(start).String())
+	return nil
+}
+
+// Ports lists the listener ports of the active configuration.
+func (g *Gateway) Ports() []int {
+	s := g.snap.Load()
+	if s == nil {
+		return nil
+	}
+	var out []int
+	for p := range s.listeners {
+		out = append(out, p)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Handler serves the listener configured on port. It follows activations:
+// each request uses the snapshot active when it arrived.
+func (g *Gateway) Handler(port int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := g.snap.Load()
+		if s == nil {
+			writeJSONRPCError(w, http.StatusServiceUnavailable, nil, -32603, "gateway has no active configuration", nil)
+			return
+		}
+		h, ok := s.listeners[port]
+		if !ok {
+			writeJSONRPCError(w, http.StatusNotFound, nil, -32601, "no listener configured on this port", nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// router builds the gorilla/mux router of one listener.
+func (g *Gateway) router(s *snapshot, l ir.Listener) http.Handler {
+	r := mux.NewRouter()
+	wk := &wellKnown{s: s, listener: l}
+	r.Path(metadataPath).Methods(http.MethodGet, http.MethodHead, http.MethodOptions).Handler(wk)
+	r.PathPrefix(metadataPath+"/").Methods(http.MethodGet, http.MethodHead, http.MethodOptions).Handler(wk)
+	handlers := map[string]*routeHandler{}
+	for _, m := range l.Matches {
+		h, ok := handlers[m.Route]
+		if !ok {
+			h = g.newRouteHandler(s, l, s.cfg.Routes[m.Route])
+			handlers[m.Route] = h
+		}
+		r.MatcherFunc(pathMatcher(m.PathMatch)).Handler(h)
+	}
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONRPCError(w, http.StatusNotFound, nil, -32601, "no route for "+r.URL.Path, nil)
+	})
+	return r
+}
+
+// pathMatcher adapts matchPath to gorilla/mux.
+func pathMatcher(m ir.PathMatch) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool { return matchPath(m, r.URL.Path) }
+}
+
+// matchPath implements Gateway API path matching: PathPrefix matches whole
+// path elements ("/mcp" matches "/mcp" and "/mcp/x", not "/mcpx").
+func matchPath(m ir.PathMatch, p string) bool {
+	v := m.Value
+	switch {
+	case m.Type == "Exact":
+		return p == v
+	case v == "/":
+		return true
+	}
+	return p == v || (len(p) > len(v) && p[:len(v)] == v && p[len(v)] == '/')
+}
+
+// routeTerm is input.route for one route, built once and shared by all its
+// requests (never mutated).
+func routeTerm(l ir.Listener, rt *ir.Route, target ir.Target) *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("key"), ast.StringTerm(rt.Key)),
+		ast.Item(ast.StringTerm("gateway"), ast.StringTerm(rt.Gateway)),
+		ast.Item(ast.StringTerm("listener"), ast.StringTerm(l.Name)),
+		ast.Item(ast.StringTerm("route"), ast.StringTerm(rt.Route)),
+		ast.Item(ast.StringTerm("rule"), ast.IntNumberTerm(rt.Rule)),
+		ast.Item(ast.StringTerm("backend"), ast.StringTerm(rt.Backend)),
+		ast.Item(ast.StringTerm("target"), ast.StringTerm(target.Name)),
+	)
+}

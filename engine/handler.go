@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpgate/mcpgate/engine/authn"
+	"github.com/mcpgate/mcpgate/engine/mcp"
+	"github.com/mcpgate/mcpgate/ir"
+)
+
+// supportedVersions are the MCP protocol revisions a client may name in
+// MCP-Protocol-Version.
+var supportedVersions = map[string]bool{
+	"2024-11-05": true, "2025-03-26": true, "2025-06-18": true, "2025-11-25": true,
+}
+
+// latestVersion is offered when the gateway opens an upstream session itself.
+const latestVersion = "2025-11-25"
+
+// routeHandler serves one route of one snapshot.
+type routeHandler struct {
+	g        *Gateway
+	s        *snapshot
+	route    *ir.Route
+	target   ir.Target
+	targetU  *url.URL
+	verifier *authn.Verifier // nil: no authentication on this route
+	term     *ast.Term       // input.route, shared
+}
+
+func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *routeHandler {
+	be := s.cfg.Backends[rt.Backend]
+	h := &routeHandler{g: g, s: s, route: rt}
+	if be != nil && len(be.Targets) > 0 {
+		h.target = be.Targets[0]
+		h.targetU, _ = url.Parse(h.target.URL)
+	}
+	if e, ok := s.verifiers[rt.Authn]; ok {
+		h.verifier = e.v
+	}
+	h.term = routeTerm(l, rt, h.target)
+	return h
+}
+
+func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	var msg *mcp.Message
+	var subject string
+	defer func() {
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", h.route.Key, "status", rec.status, "duration", time.Since(start).String()}
+		if msg != nil {
+			attrs = append(attrs, "mcp_method", msg.Method)
+			if msg.Name != "" {
+				attrs = append(attrs, "name", msg.Name)
+			}
+		}
+		if subject != "" {
+			attrs = append(attrs, "subject", subject)
+		}
+		h.g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.Group("mcp", attrs...))
+	}()
+	w = rec
+
+	if !h.originAllowed(r) {
+		writeJSONRPCError(w, http.StatusForbidden, nil, mcp.CodeInvalidRequest, "origin not allowed", nil)
+		return
+	}
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !supportedVersions[v] {
+		writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeInvalidRequest, "unsupported MCP-Protocol-Version "+strconvQuote(v), nil)
+		return
+	}
+	if h.targetU == nil {
+		writeJSONRPCError(w, http.StatusBadGateway, nil, mcp.CodeInternalError, "route has no upstream", nil)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		if !isJSON(r.Header.Get("Content-Type")) {
+			writeJSONRPCError(w, http.StatusUnsupportedMediaType, nil, mcp.CodeInvalidRequest, "Content-Type must be application/json", nil)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeJSONRPCError(w, http.StatusRequestEntityTooLarge, nil, mcp.CodeInvalidRequest, "request body too large", nil)
+				return
+			}
+			writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeParseError, "could not read request body", nil)
+			return
+		}
+		if msg, err = mcp.Parse(body); err != nil {
+			writeParseError(w, err)
+			return
+		}
+	case http.MethodGet, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "method not allowed", nil)
+		return
+	}
+
+	var res authn.Result
+	if h.verifier != nil {
+		if tok, ok := authn.Bearer(r.Header.Get("Authorization")); ok {
+			res = h.verifier.Verify(r.Context(), tok)
+		} else if r.Header.Get("Authorization") != "" {
+			res = authn.Result{Present: true, Error: "authorization header is not a bearer token"}
+		}
+		subject = res.Subject
+	}
+	d, err := h.s.eval.Decide(r.Context(), buildInput(r, h.term, h.target.Name, msg, res))
+	if err != nil {
+		// Fail closed, and tell the client nothing about the internals.
+		h.g.log.Error("policy evaluation failed", "route", h.route.Key, "error", err)
+		writeJSONRPCError(w, http.StatusInternalServerError, idOf(msg), mcp.CodeInternalError, "internal error", nil)
+		return
+	}
+	if !d.Allow {
+		writeDenial(w, idOf(msg), d)
+		return
+	}
+	for k, v := range d.Headers {
+		if safeHeader(k, v) {
+			w.Header().Set(k, v)
+		}
+	}
+	switch r.Method {
+	case http.MethodPost:
+		h.post(w, r, msg)
+	case http.MethodGet:
+		h.stream(w, r)
+	case http.MethodDelete:
+		h.deleteSession(w, r)
+	}
+}
+
+func idOf(m *mcp.Message) []byte {
+	if m == nil || m.Kind != mcp.Request {
+		return nil
+	}
+	return m.ID
+}
+
+// originAllowed implements the DNS-rebinding defence the MCP transport spec
+// asks for: a browser Origin must be this gateway's own host.
+func (h *routeHandler) originAllowed(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return `"` + strings.Map(func(r rune) rune {
+		if r < 0x20 || r == '"' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s) + `"`
+}
+
+// statusRecorder remembers the status for the access log and passes
+// flushes through (SSE needs them).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

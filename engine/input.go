@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/mcpgate/mcpgate/engine/authn"
+	"github.com/mcpgate/mcpgate/engine/mcp"
+	"github.com/mcpgate/mcpgate/ir"
+)
+
+// Keys of the input document (docs/input.md), built once.
+var (
+	kVersion, kRequest, kSource, kRoute, kMCP, kJWT, kPhase = ast.StringTerm("version"), ast.StringTerm("request"), ast.StringTerm("source"), ast.StringTerm("route"), ast.StringTerm("mcp"), ast.StringTerm("jwt"), ast.StringTerm("phase")
+	kMethod, kPath, kHost, kScheme, kHeaders, kRemote       = ast.StringTerm("method"), ast.StringTerm("path"), ast.StringTerm("host"), ast.StringTerm("scheme"), ast.StringTerm("headers"), ast.StringTerm("remote_addr")
+	kAddress, kPort                                         = ast.StringTerm("address"), ast.StringTerm("port")
+	kID, kKind, kProtoVersion, kSession, kParams            = ast.StringTerm("id"), ast.StringTerm("kind"), ast.StringTerm("protocol_version"), ast.StringTerm("session"), ast.StringTerm("params")
+	kTool, kPrompt, kResource, kName, kTarget, kArguments   = ast.StringTerm("tool"), ast.StringTerm("prompt"), ast.StringTerm("resource"), ast.StringTerm("name"), ast.StringTerm("target"), ast.StringTerm("arguments")
+	kURI                                                    = ast.StringTerm("uri")
+	kPresent, kValid, kError, kClaims, kHeader              = ast.StringTerm("present"), ast.StringTerm("valid"), ast.StringTerm("error"), ast.StringTerm("claims"), ast.StringTerm("header")
+	vVersion                                                = ast.StringTerm(ir.Version)
+	vPhaseRequest                                           = ast.StringTerm("request")
+	vHTTP, vHTTPS                                           = ast.StringTerm("http"), ast.StringTerm("https")
+	vEmptyObject                                            = ast.ObjectTerm()
+)
+
+// hiddenHeaders never reach the policy: credentials are represented by the
+// verified jwt section, not by raw values a rule could leak.
+var hiddenHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+
+// buildInput assembles the input document for one message.
+func buildInput(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result) ast.Value {
+	scheme := vHTTP
+	if r.TLS != nil {
+		scheme = vHTTPS
+	}
+	headers := make([][2]*ast.Term, 0, len(r.Header))
+	for k, vs := range r.Header {
+		if hiddenHeaders[k] {
+			continue
+		}
+		headers = append(headers, [2]*ast.Term{ast.StringTerm(strings.ToLower(k)), ast.StringTerm(strings.Join(vs, ", "))})
+	}
+	host, port, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host, port = r.RemoteAddr, ""
+	}
+	request := ast.ObjectTerm(
+		ast.Item(kMethod, ast.StringTerm(r.Method)),
+		ast.Item(kPath, ast.StringTerm(r.URL.Path)),
+		ast.Item(kHost, ast.StringTerm(r.Host)),
+		ast.Item(kScheme, scheme),
+		ast.Item(kHeaders, ast.ObjectTerm(headers...)),
+		ast.Item(kRemote, ast.StringTerm(r.RemoteAddr)),
+	)
+	source := ast.ObjectTerm(ast.Item(kAddress, ast.StringTerm(host)), ast.Item(kPort, ast.StringTerm(port)))
+
+	return ast.NewObject(
+		ast.Item(kVersion, vVersion),
+		ast.Item(kRequest, request),
+		ast.Item(kSource, source),
+		ast.Item(kRoute, route),
+		ast.Item(kMCP, mcpTerm(r, target, msg)),
+		ast.Item(kJWT, jwtTerm(jwt)),
+		ast.Item(kPhase, vPhaseRequest),
+	)
+}
+
+func mcpTerm(r *http.Request, target string, msg *mcp.Message) *ast.Term {
+	items := [][2]*ast.Term{
+		ast.Item(kSession, ast.BooleanTerm(r.Header.Get("Mcp-Session-Id") != "")),
+		ast.Item(kProtoVersion, ast.StringTerm(r.Header.Get("Mcp-Protocol-Version"))),
+	}
+	if msg == nil {
+		items = append(items, ast.Item(kMethod, ast.StringTerm("")))
+		return ast.ObjectTerm(items...)
+	}
+	items = append(items,
+		ast.Item(kMethod, ast.StringTerm(msg.Method)),
+		ast.Item(kKind, ast.StringTerm(msg.Kind.String())),
+	)
+	if msg.ID != nil {
+		items = append(items, ast.Item(kID, ast.NewTerm(idValue(msg))))
+	}
+	if msg.ProtocolVersion != "" {
+		items[1] = ast.Item(kProtoVersion, ast.StringTerm(msg.ProtocolVersion))
+	}
+	params := vEmptyObject
+	if msg.Params != nil {
+		params = msg.Params
+	}
+	items = append(items, ast.Item(kParams, params))
+	tgt := ast.StringTerm(target)
+	switch msg.Method {
+	case "tools/call":
+		args := msg.Arguments
+		if args == nil {
+			args = vEmptyObject
+		}
+		items = append(items, ast.Item(kTool, ast.ObjectTerm(
+			ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args))))
+	case "prompts/get":
+		args := msg.Arguments
+		if args == nil {
+			args = vEmptyObject
+		}
+		items = append(items, ast.Item(kPrompt, ast.ObjectTerm(
+			ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args))))
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		items = append(items, ast.Item(kResource, ast.ObjectTerm(
+			ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt))))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func idValue(msg *mcp.Message) ast.Value {
+	v, err := ast.ValueFromReader(strings.NewReader(string(msg.ID)))
+	if err != nil {
+		return ast.Null{}
+	}
+	return v
+}
+
+func jwtTerm(j authn.Result) *ast.Term {
+	items := [][2]*ast.Term{
+		ast.Item(kPresent, ast.BooleanTerm(j.Present)),
+		ast.Item(kValid, ast.BooleanTerm(j.Valid)),
+		ast.Item(kError, ast.StringTerm(j.Error)),
+	}
+	if j.Valid && j.Claims != nil {
+		items = append(items, ast.Item(kClaims, ast.NewTerm(j.Claims)))
+	} else {
+		items = append(items, ast.Item(kClaims, vEmptyObject))
+	}
+	if j.Header != nil {
+		items = append(items, ast.Item(kHeader, ast.NewTerm(j.Header)))
+	}
+	return ast.ObjectTerm(items...)
+}

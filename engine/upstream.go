@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/mcpgate/mcpgate/engine/mcp"
+)
+
+// maxEvent bounds one upstream SSE event (a tools/list of a large server
+// fits comfortably).
+const maxEvent = 16 << 20
+
+// post forwards one authorised message. Clients that send no session and
+// no initialize (curl in the walkthrough, stateless agents) get an upstream
+// session the gateway opens and closes for them: stateful servers refuse
+// such requests otherwise.
+func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Message) {
+	ctx := r.Context()
+	session := r.Header.Get("Mcp-Session-Id")
+	version := r.Header.Get("Mcp-Protocol-Version")
+	ephemeral := false
+	if session == "" && msg.Kind == mcp.Request && msg.Method != "initialize" {
+		sid, v, err := h.openSession(ctx, version)
+		if err != nil {
+			h.g.log.Warn("opening upstream session failed", "route", h.route.Key, "target", h.target.Name, "error", err)
+			writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
+			return
+		}
+		session, version, ephemeral = sid, v, true
+		if sid != "" {
+			defer h.closeSession(sid, v)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target.URL, bytes.NewReader(msg.Raw))
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, idOf(msg), mcp.CodeInternalError, "internal error", nil)
+		return
+	}
+	setUpstreamHeaders(req, session, version)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := h.g.opts.Upstream.Do(req)
+	if err != nil {
+		h.upstreamFailed(w, r, idOf(msg), err)
+		return
+	}
+	defer resp.Body.Close()
+	h.relay(w, r, resp, msg, !ephemeral)
+}
+
+// relay copies an upstream answer to the client. SSE is relayed event by
+// event and flushed, unless the client cannot read SSE (it did not list
+// text/event-stream in Accept): then the JSON-RPC response to its request is
+// picked out of the stream and returned as application/json.
+func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, msg *mcp.Message, passSession bool) {
+	hdr := w.Header()
+	if passSession {
+		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
+			hdr.Set("Mcp-Session-Id", sid)
+		}
+	}
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(strings.ToLower(ct), "text/event-stream") {
+		if ct != "" {
+			hdr.Set("Content-Type", ct)
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		return
+	}
+	events := mcp.NewEventReader(resp.Body, maxEvent)
+	if msg != nil && msg.Kind == mcp.Request && !acceptsSSE(r.Header.Get("Accept")) {
+		for {
+			ev, err := events.Next()
+			if err != nil {
+				h.g.log.Warn("upstream stream ended without a response", "route", h.route.Key, "error", err)
+				writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "upstream MCP server ended the stream without a response", nil)
+				return
+			}
+			if isResponseTo(ev.Data, msg.ID) {
+				hdr.Set("Content-Type", "application/json")
+				w.WriteHeader(resp.StatusCode)
+				_, _ = w.Write(ev.Data)
+				return
+			}
+		}
+	}
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+				h.g.log.Warn("upstream stream failed", "route", h.route.Key, "error", err)
+			}
+			return
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// stream relays the GET stream for server-initiated messages.
+func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, h.target.URL, nil)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, nil, mcp.CodeInternalError, "internal error", nil)
+		return
+	}
+	setUpstreamHeaders(req, r.Header.Get("Mcp-Session-Id"), r.Header.Get("Mcp-Protocol-Version"))
+	req.Header.Set("Accept", "text/event-stream")
+	if id := r.Header.Get("Last-Event-Id"); id != "" {
+		req.Header.Set("Last-Event-ID", id)
+	}
+	resp, err := h.g.opts.Upstream.Do(req)
+	if err != nil {
+		h.upstreamFailed(w, r, nil, err)
+		return
+	}
+	defer resp.Body.Close()
+	h.relay(w, r, resp, nil, true)
+}
+
+// deleteSession forwards a client's session termination.
+func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodDelete, h.target.URL, nil)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusInternalServerError, nil, mcp.CodeInternalError, "internal error", nil)
+		return
+	}
+	setUpstreamHeaders(req, r.Header.Get("Mcp-Session-Id"), r.Header.Get("Mcp-Protocol-Version"))
+	resp, err := h.g.opts.Upstream.Do(req)
+	if err != nil {
+		h.upstreamFailed(w, r, nil, err)
+		return
+	}
+	defer resp.Body.Close()
+	h.relay(w, r, resp, nil, false)
+}
+
+// setUpstreamHeaders sets the only client-derived headers that go upstream.
+// Nothing else is copied: in particular never Authorization or cookies.
+func setUpstreamHeaders(req *http.Request, session, version string) {
+	req.Header.Set("User-Agent", "mcpgate")
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	if version != "" {
+		req.Header.Set("Mcp-Protocol-Version", version)
+	}
+}
+
+func (h *routeHandler) upstreamFailed(w http.ResponseWriter, r *http.Request, id jsontext.Value, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	h.g.log.Warn("upstream request failed", "route", h.route.Key, "target", h.target.Name, "error", err)
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		status = http.StatusGatewayTimeout
+	}
+	writeJSONRPCError(w, status, id, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// openSession initialises an upstream session on behalf of a client that
+// has none. It returns the session id ("" for servers that keep no session)
+// and the negotiated protocol version.
+func (h *routeHandler) openSession(ctx context.Context, version string) (string, string, error) {
+	if version == "" {
+		version = latestVersion
+	}
+	init := fmt.Sprintf(`{"jsonrpc":"2.0","id":"mcpgate-init","method":"initialize","params":{"protocolVersion":%q,"capabilities":{},"clientInfo":{"name":"mcpgate","version":"1"}}}`, version)
+	resp, err := h.rawPost(ctx, []byte(init), "", "")
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", "", fmt.Errorf("initialize: upstream status %d", resp.StatusCode)
+	}
+	body, err := firstResponse(resp, jsontext.Value(`"mcpgate-init"`))
+	if err != nil {
+		return "", "", fmt.Errorf("initialize: %w", err)
+	}
+	var result struct {
+		Result *struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(body, &result); err != nil || result.Result == nil {
+		return "", "", fmt.Errorf("initialize: upstream refused: %.200s", body)
+	}
+	sid := resp.Header.Get("Mcp-Session-Id")
+	negotiated := result.Result.ProtocolVersion
+	if !supportedVersions[negotiated] {
+		negotiated = version
+	}
+	note, err := h.rawPost(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), sid, negotiated)
+	if err != nil {
+		return "", "", fmt.Errorf("initialized: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, note.Body)
+	note.Body.Close()
+	return sid, negotiated, nil
+}
+
+// closeSession ends a session the gateway opened, without holding up the
+// client's response.
+func (h *routeHandler) closeSession(sid, version string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, h.target.URL, nil)
+		if err != nil {
+			return
+		}
+		setUpstreamHeaders(req, sid, version)
+		resp, err := h.g.opts.Upstream.Do(req)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
+}
+
+func (h *routeHandler) rawPost(ctx context.Context, body []byte, session, version string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	setUpstreamHeaders(req, session, version)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	return h.g.opts.Upstream.Do(req)
+}
+
+// firstResponse reads the JSON-RPC response with the given id from a JSON or
+// SSE answer.
+func firstResponse(resp *http.Response, id jsontext.Value) ([]byte, error) {
+	if !strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream") {
+		return io.ReadAll(io.LimitReader(resp.Body, maxEvent))
+	}
+	events := mcp.NewEventReader(resp.Body, maxEvent)
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			return nil, err
+		}
+		if isResponseTo(ev.Data, id) {
+			return ev.Data, nil
+		}
+	}
+}
+
+// isResponseTo reports whether data is a JSON-RPC response with this id.
+func isResponseTo(data []byte, id jsontext.Value) bool {
+	var probe struct {
+		ID     json.RawMessage `json:"id"`
+		Method *string         `json:"method"`
+	}
+	if len(data) == 0 || json.Unmarshal(data, &probe) != nil || probe.Method != nil {
+		return false
+	}
+	return bytes.Equal(bytes.TrimSpace(probe.ID), bytes.TrimSpace(id))
+}
+
+// acceptsSSE reports whether the client listed text/event-stream.
+func acceptsSSE(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}

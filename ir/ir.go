@@ -1,0 +1,83 @@
+// Package ir is the intermediate representation between the control path and
+// the request path. translate produces it from Kubernetes-style objects; it is
+// stored in the bundle's data.json under data.mcpgate.config, so the Rego
+// library reads exactly what the Go request path uses to listen, route and
+// verify tokens. It is a leaf package: plain data, JSON-tagged, no behaviour
+// beyond small lookups.
+package ir
+
+// Version of the IR and of the OPA input document (docs/input.md). Bump it on
+// any incompatible change; the Rego library checks it.
+const Version = "v1"
+
+// Config is everything one gateway needs to serve traffic.
+type Config struct {
+	Version   string              `json:"version"`
+	Listeners []Listener          `json:"listeners"`
+	Routes    map[string]*Route   `json:"routes"`   // by route key "ns/name/ruleIndex"
+	Backends  map[string]*Backend `json:"backends"` // by "ns/name"
+	Authn     map[string]*Authn   `json:"authn"`    // by policy key "ns/name"
+}
+
+// Listener is one port a Gateway listens on, with the path matches of the
+// routes attached to it in Gateway API precedence order: the first match
+// wins.
+type Listener struct {
+	Gateway string       `json:"gateway"` // "ns/name"
+	Name    string       `json:"name"`
+	Port    int          `json:"port"`
+	Matches []RouteMatch `json:"matches"`
+}
+
+// RouteMatch is one path match of one route, as a listener tries them.
+type RouteMatch struct {
+	PathMatch
+	Route string `json:"route"` // route key
+}
+
+// Route is one HTTPRoute rule: a set of path matches leading to one backend.
+type Route struct {
+	Key     string      `json:"key"`
+	Gateway string      `json:"gateway"`
+	Route   string      `json:"route"` // HTTPRoute "ns/name"
+	Rule    int         `json:"rule"`
+	Matches []PathMatch `json:"matches"`
+	Backend string      `json:"backend"`         // backend key
+	Authn   string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
+}
+
+// PathMatch is a Gateway API path match.
+type PathMatch struct {
+	Type  string `json:"type"` // Exact | PathPrefix
+	Value string `json:"value"`
+}
+
+// Backend is an MCP backend with its resolved targets.
+type Backend struct {
+	Key            string   `json:"key"`
+	Targets        []Target `json:"targets"`
+	SessionRouting string   `json:"session_routing"` // Stateful | Stateless
+	FailureMode    string   `json:"failure_mode"`    // FailClosed | FailOpen
+	PrefixMode     string   `json:"prefix_mode"`     // Conditional | Always | Never
+}
+
+// Target is one upstream MCP server, its address resolved.
+type Target struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"`      // e.g. http://127.0.0.1:3001/mcp
+	Protocol string `json:"protocol"` // StreamableHTTP | SSE
+}
+
+// Authn is one authentication policy, resolved to the addresses Go needs to
+// verify tokens and the metadata it serves.
+type Authn struct {
+	Key              string         `json:"key"`  // policy "ns/name"
+	Mode             string         `json:"mode"` // Strict | Optional | Permissive
+	Issuer           string         `json:"issuer"`
+	Audiences        []string       `json:"audiences"` // empty: any audience
+	JWKSURL          string         `json:"jwks_url,omitempty"`
+	JWKSInline       string         `json:"jwks_inline,omitempty"`
+	CacheSeconds     int            `json:"cache_seconds"`
+	Provider         string         `json:"provider,omitempty"`
+	ResourceMetadata map[string]any `json:"resource_metadata,omitempty"` // RFC 9728 keys (snake_case)
+}

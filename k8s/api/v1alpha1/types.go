@@ -1,0 +1,204 @@
+// Package v1alpha1 holds the subset of agentgateway.dev/v1alpha1 that mcpgate
+// implements: AgentgatewayBackend (MCP targets) and AgentgatewayPolicy (MCP
+// authentication, with authorization and rate limits to follow). Field names
+// and JSON tags follow agentgateway's CRDs so that its YAML loads unchanged;
+// fields mcpgate does not implement are absent, so strict decoding reports
+// them instead of silently ignoring them.
+package v1alpha1
+
+import (
+	"encoding/json"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// GroupName is the API group of the agentgateway objects.
+const GroupName = "agentgateway.dev"
+
+// Version is the API version implemented here.
+const Version = "v1alpha1"
+
+// AgentgatewayBackend describes where MCP traffic goes.
+type AgentgatewayBackend struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   AgentgatewayBackendSpec `json:"spec"`
+	Status json.RawMessage         `json:"status,omitempty"`
+}
+
+// AgentgatewayBackendSpec is the backend's desired state; mcpgate implements
+// only MCP backends.
+type AgentgatewayBackendSpec struct {
+	MCP *MCPBackend `json:"mcp,omitempty"`
+}
+
+// MCPBackend lists the MCP servers behind one backend.
+type MCPBackend struct {
+	Targets        []McpTargetSelector `json:"targets"`
+	SessionRouting SessionRouting      `json:"sessionRouting,omitempty"`
+	FailureMode    FailureMode         `json:"failureMode,omitempty"`
+	PrefixMode     PrefixMode          `json:"prefixMode,omitempty"`
+}
+
+// SessionRouting is Stateful (default) or Stateless.
+type SessionRouting string
+
+// FailureMode is FailClosed (default) or FailOpen.
+type FailureMode string
+
+// PrefixMode is Conditional (default), Always or Never.
+type PrefixMode string
+
+// Enum values.
+const (
+	Stateful           SessionRouting = "Stateful"
+	Stateless          SessionRouting = "Stateless"
+	FailClosed         FailureMode    = "FailClosed"
+	FailOpen           FailureMode    = "FailOpen"
+	PrefixConditional  PrefixMode     = "Conditional"
+	PrefixAlways       PrefixMode     = "Always"
+	PrefixNever        PrefixMode     = "Never"
+	ProtocolStreamable MCPProtocol    = "StreamableHTTP"
+	ProtocolSSE        MCPProtocol    = "SSE"
+)
+
+// McpTargetSelector names one MCP target.
+type McpTargetSelector struct {
+	Name   string     `json:"name"`
+	Static *McpTarget `json:"static,omitempty"`
+}
+
+// McpTarget is a static MCP destination: a host or a Service in the
+// backend's namespace, plus port, path and protocol.
+type McpTarget struct {
+	Host       *string               `json:"host,omitempty"`
+	BackendRef *LocalObjectReference `json:"backendRef,omitempty"`
+	Port       int32                 `json:"port"`
+	Path       *string               `json:"path,omitempty"`
+	Protocol   *MCPProtocol          `json:"protocol,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
+}
+
+// MCPProtocol is the upstream transport.
+type MCPProtocol string
+
+// AgentgatewayPolicy attaches behaviour to Gateways, HTTPRoutes and backends.
+type AgentgatewayPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   AgentgatewayPolicySpec `json:"spec"`
+	Status json.RawMessage        `json:"status,omitempty"`
+}
+
+// AgentgatewayPolicySpec is the policy's desired state.
+type AgentgatewayPolicySpec struct {
+	TargetRefs []LocalPolicyTargetReferenceWithSectionName `json:"targetRefs,omitempty"`
+	Traffic    *Traffic                                    `json:"traffic,omitempty"`
+	Backend    *BackendFull                                `json:"backend,omitempty"`
+}
+
+// LocalPolicyTargetReferenceWithSectionName selects one same-namespace object.
+type LocalPolicyTargetReferenceWithSectionName struct {
+	Group       gwv1.Group        `json:"group"`
+	Kind        gwv1.Kind         `json:"kind"`
+	Name        gwv1.ObjectName   `json:"name"`
+	SectionName *gwv1.SectionName `json:"sectionName,omitempty"`
+}
+
+// Traffic holds route-level traffic policies.
+type Traffic struct {
+	JWTAuthentication *JWTAuthentication `json:"jwtAuthentication,omitempty"`
+}
+
+// BackendFull holds backend-level policies.
+type BackendFull struct {
+	MCP *BackendMCP `json:"mcp,omitempty"`
+}
+
+// BackendMCP holds MCP-specific backend policies.
+type BackendMCP struct {
+	Authentication *MCPAuthentication `json:"authentication,omitempty"`
+}
+
+// JWTAuthenticationMode is Strict (default), Optional or Permissive.
+type JWTAuthenticationMode string
+
+// Authentication modes.
+const (
+	ModeStrict     JWTAuthenticationMode = "Strict"
+	ModeOptional   JWTAuthenticationMode = "Optional"
+	ModePermissive JWTAuthenticationMode = "Permissive"
+)
+
+// MCPAuthentication is the walkthrough's backend.mcp.authentication form.
+type MCPAuthentication struct {
+	ResourceMetadata map[string]JSON       `json:"resourceMetadata,omitempty"`
+	Provider         *string               `json:"provider,omitempty"`
+	Issuer           string                `json:"issuer,omitempty"`
+	Audiences        []string              `json:"audiences,omitempty"`
+	JWKS             RemoteJWKS            `json:"jwks"`
+	Mode             JWTAuthenticationMode `json:"mode,omitempty"`
+	ClientID         *string               `json:"clientId,omitempty"`
+}
+
+// JWTAuthentication is the newer route-level traffic.jwtAuthentication form.
+type JWTAuthentication struct {
+	Mode      JWTAuthenticationMode `json:"mode,omitempty"`
+	Providers []JWTProvider         `json:"providers"`
+	MCP       *JWTMCPConfig         `json:"mcp,omitempty"`
+}
+
+// JWTProvider is one token issuer.
+type JWTProvider struct {
+	Issuer    string   `json:"issuer"`
+	Audiences []string `json:"audiences,omitempty"`
+	JWKS      JWKS     `json:"jwks"`
+}
+
+// JWKS is a remote or inline key set.
+type JWKS struct {
+	Remote *RemoteJWKS `json:"remote,omitempty"`
+	Inline *string     `json:"inline,omitempty"`
+}
+
+// JWTMCPConfig enables the MCP OAuth behaviour of jwtAuthentication.
+type JWTMCPConfig struct {
+	ResourceMetadata map[string]JSON `json:"resourceMetadata,omitempty"`
+	Provider         *string         `json:"provider,omitempty"`
+	ClientID         *string         `json:"clientId,omitempty"`
+}
+
+// RemoteJWKS says where to fetch a key set: a Service (backendRef + jwksPath)
+// or a URL.
+type RemoteJWKS struct {
+	JwksPath      *string                      `json:"jwksPath,omitempty"`
+	CacheDuration *metav1.Duration             `json:"cacheDuration,omitempty"`
+	BackendRef    *gwv1.BackendObjectReference `json:"backendRef,omitempty"`
+	URL           *string                      `json:"url,omitempty"`
+}
+
+// JSON is an arbitrary JSON value kept as raw bytes (resourceMetadata values).
+type JSON struct {
+	Raw []byte `json:"-"`
+}
+
+// MarshalJSON returns the raw value.
+func (j JSON) MarshalJSON() ([]byte, error) {
+	if len(j.Raw) == 0 {
+		return []byte("null"), nil
+	}
+	return j.Raw, nil
+}
+
+// UnmarshalJSON keeps a copy of the raw value.
+func (j *JSON) UnmarshalJSON(b []byte) error {
+	j.Raw = append(j.Raw[:0], b...)
+	return nil
+}

@@ -1,0 +1,335 @@
+package translate
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/mcpgate/mcpgate/ir"
+	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
+)
+
+// defaultJWKSCache is agentgateway's default cacheDuration.
+const defaultJWKSCache = 5 * time.Minute
+
+// attachments records which authentication policy applies to which target.
+// Keys: "HTTPRoute ns/name", "HTTPRoute ns/name/section",
+// "AgentgatewayBackend ns/name", "Gateway ns/name".
+type attachments struct {
+	authn map[string]string // target -> authn policy key
+}
+
+// authnFor picks the most specific authentication policy: a route rule
+// (sectionName) beats the route, which beats the backend, which beats the
+// Gateway.
+func (a *attachments) authnFor(route, section, backend, gateway string) string {
+	for _, k := range []string{
+		"HTTPRoute " + route + "/" + section,
+		"HTTPRoute " + route,
+		"AgentgatewayBackend " + backend,
+		"Gateway " + gateway,
+	} {
+		if strings.HasSuffix(k, "/") {
+			continue
+		}
+		if p, ok := a.authn[k]; ok {
+			return p
+		}
+	}
+	return ""
+}
+
+func (t *translator) policies(cfg *ir.Config) *attachments {
+	at := &attachments{authn: map[string]string{}}
+	owner := map[string]string{} // target -> policy that claimed it, for conflicts
+	pols := append([]*v1alpha1.AgentgatewayPolicy(nil), t.res.Policies...)
+	sort.Slice(pols, func(i, j int) bool {
+		return key(pols[i].Namespace, pols[i].Name) < key(pols[j].Namespace, pols[j].Name)
+	})
+	for _, p := range pols {
+		kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+		pkey := key(ns, name)
+		targets, ok := t.targetRefs(p)
+		if !ok {
+			continue
+		}
+		an, set, ok := t.authn(p)
+		if !ok {
+			continue
+		}
+		if !set {
+			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication or traffic.jwtAuthentication")
+			continue
+		}
+		conflict := false
+		for _, tg := range targets {
+			if other, taken := owner[tg]; taken {
+				t.fail(kind, ns, name, "spec.targetRefs", "conflicts with AgentgatewayPolicy %s, which already sets authentication for %s", other, tg)
+				conflict = true
+			}
+		}
+		if conflict {
+			continue
+		}
+		cfg.Authn[pkey] = an
+		for _, tg := range targets {
+			owner[tg] = pkey
+			at.authn[tg] = pkey
+		}
+	}
+	return at
+}
+
+// targetRefs validates spec.targetRefs and returns attachment keys.
+func (t *translator) targetRefs(p *v1alpha1.AgentgatewayPolicy) ([]string, bool) {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	if len(p.Spec.TargetRefs) == 0 {
+		t.fail(kind, ns, name, "spec.targetRefs", "at least one targetRef is required")
+		return nil, false
+	}
+	var out []string
+	ok := true
+	for i, r := range p.Spec.TargetRefs {
+		field := fmt.Sprintf("spec.targetRefs[%d]", i)
+		k := key(ns, string(r.Name))
+		var exists bool
+		switch {
+		case string(r.Group) == gwv1.GroupName && r.Kind == "Gateway":
+			_, exists = t.gateways[k]
+		case string(r.Group) == gwv1.GroupName && r.Kind == "HTTPRoute":
+			var rt *gwv1.HTTPRoute
+			rt, exists = t.routes[k]
+			if exists && r.SectionName != nil && !hasRule(rt, string(*r.SectionName)) {
+				t.fail(kind, ns, name, field+".sectionName", "HTTPRoute %s has no rule named %q", k, *r.SectionName)
+				ok = false
+				continue
+			}
+		case string(r.Group) == v1alpha1.GroupName && r.Kind == "AgentgatewayBackend":
+			exists = t.backendDeclared(k)
+		default:
+			t.fail(kind, ns, name, field, "unsupported target %s/%s: want gateway.networking.k8s.io Gateway or HTTPRoute, or agentgateway.dev AgentgatewayBackend", r.Group, r.Kind)
+			ok = false
+			continue
+		}
+		if !exists {
+			t.fail(kind, ns, name, field+".name", "%s %s not found", r.Kind, k)
+			ok = false
+			continue
+		}
+		tk := string(r.Kind) + " " + k
+		if r.SectionName != nil && r.Kind == "HTTPRoute" {
+			tk += "/" + string(*r.SectionName)
+		} else if r.SectionName != nil {
+			t.fail(kind, ns, name, field+".sectionName", "sectionName is only supported on HTTPRoute targets")
+			ok = false
+			continue
+		}
+		out = append(out, tk)
+	}
+	return out, ok
+}
+
+func hasRule(r *gwv1.HTTPRoute, section string) bool {
+	for _, rule := range r.Spec.Rules {
+		if rule.Name != nil && string(*rule.Name) == section {
+			return true
+		}
+	}
+	return false
+}
+
+// authn translates either authentication form. set is false when the policy
+// has none.
+func (t *translator) authn(p *v1alpha1.AgentgatewayPolicy) (an *ir.Authn, set, ok bool) {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	var mcpAuth *v1alpha1.MCPAuthentication
+	if p.Spec.Backend != nil && p.Spec.Backend.MCP != nil {
+		mcpAuth = p.Spec.Backend.MCP.Authentication
+	}
+	var jwtAuth *v1alpha1.JWTAuthentication
+	if p.Spec.Traffic != nil {
+		jwtAuth = p.Spec.Traffic.JWTAuthentication
+	}
+	switch {
+	case mcpAuth != nil && jwtAuth != nil:
+		t.fail(kind, ns, name, "spec", "set either backend.mcp.authentication or traffic.jwtAuthentication, not both")
+		return nil, true, false
+	case mcpAuth != nil:
+		an, ok = t.mcpAuthn(p, mcpAuth)
+		return an, true, ok
+	case jwtAuth != nil:
+		an, ok = t.jwtAuthn(p, jwtAuth)
+		return an, true, ok
+	}
+	return nil, false, true
+}
+
+func (t *translator) mcpAuthn(p *v1alpha1.AgentgatewayPolicy, a *v1alpha1.MCPAuthentication) (*ir.Authn, bool) {
+	field := "spec.backend.mcp.authentication"
+	an := &ir.Authn{Key: key(p.Namespace, p.Name), Issuer: a.Issuer, Audiences: nonNil(a.Audiences)}
+	ok := t.common(p, field, an, a.Mode, a.Provider, a.ResourceMetadata)
+	ok = t.remoteJWKS(p, field+".jwks", an, &a.JWKS) && ok
+	return an, ok
+}
+
+func (t *translator) jwtAuthn(p *v1alpha1.AgentgatewayPolicy, a *v1alpha1.JWTAuthentication) (*ir.Authn, bool) {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	field := "spec.traffic.jwtAuthentication"
+	if len(a.Providers) != 1 {
+		t.fail(kind, ns, name, field+".providers", "exactly one provider is supported, got %d", len(a.Providers))
+		return nil, false
+	}
+	pr := a.Providers[0]
+	an := &ir.Authn{Key: key(ns, name), Issuer: pr.Issuer, Audiences: nonNil(pr.Audiences)}
+	var provider *string
+	var meta map[string]v1alpha1.JSON
+	if a.MCP != nil {
+		provider, meta = a.MCP.Provider, a.MCP.ResourceMetadata
+	}
+	ok := t.common(p, field, an, a.Mode, provider, meta)
+	jf := field + ".providers[0].jwks"
+	switch {
+	case pr.JWKS.Remote != nil && pr.JWKS.Inline != nil:
+		t.fail(kind, ns, name, jf, "set exactly one of remote and inline")
+		ok = false
+	case pr.JWKS.Remote != nil:
+		ok = t.remoteJWKS(p, jf+".remote", an, pr.JWKS.Remote) && ok
+	case pr.JWKS.Inline != nil:
+		var js struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(*pr.JWKS.Inline), &js); err != nil || len(js.Keys) == 0 {
+			t.fail(kind, ns, name, jf+".inline", "must be a JSON Web Key Set with at least one key")
+			ok = false
+		}
+		an.JWKSInline = *pr.JWKS.Inline
+		an.CacheSeconds = int(defaultJWKSCache / time.Second)
+	default:
+		t.fail(kind, ns, name, jf, "set exactly one of remote and inline")
+		ok = false
+	}
+	return an, ok
+}
+
+// common fills mode, provider and resource metadata, shared by both forms.
+func (t *translator) common(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, mode v1alpha1.JWTAuthenticationMode, provider *string, meta map[string]v1alpha1.JSON) bool {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	ok := true
+	an.Mode = string(orDefault(mode, v1alpha1.ModeStrict))
+	ok = t.enum(kind, ns, name, field+".mode", an.Mode, "Strict", "Optional", "Permissive") && ok
+	if provider != nil {
+		an.Provider = *provider
+		ok = t.enum(kind, ns, name, field+".provider", an.Provider, "Keycloak", "Auth0", "Okta", "Descope", "Authentik", "Entra") && ok
+	}
+	if an.Issuer != "" {
+		if u, err := url.Parse(an.Issuer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			t.fail(kind, ns, name, field+".issuer", "%q is not an http(s) URL", an.Issuer)
+			ok = false
+		}
+	}
+	if len(meta) > 0 {
+		an.ResourceMetadata = map[string]any{}
+		for k, v := range meta {
+			var val any
+			if err := json.Unmarshal(v.Raw, &val); err != nil {
+				t.fail(kind, ns, name, field+".resourceMetadata."+k, "not valid JSON: %v", err)
+				ok = false
+				continue
+			}
+			an.ResourceMetadata[snake(k)] = val
+		}
+		if _, has := an.ResourceMetadata["authorization_servers"]; !has && an.Issuer != "" {
+			an.ResourceMetadata["authorization_servers"] = []any{an.Issuer}
+		}
+	}
+	return ok
+}
+
+func (t *translator) remoteJWKS(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, j *v1alpha1.RemoteJWKS) bool {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	an.CacheSeconds = int(defaultJWKSCache / time.Second)
+	if j.CacheDuration != nil {
+		if j.CacheDuration.Duration < time.Second {
+			t.fail(kind, ns, name, field+".cacheDuration", "must be at least 1s, got %s", j.CacheDuration.Duration)
+			return false
+		}
+		an.CacheSeconds = int(j.CacheDuration.Duration / time.Second)
+	}
+	switch {
+	case j.URL != nil && j.BackendRef != nil:
+		t.fail(kind, ns, name, field, "set exactly one of backendRef and url")
+		return false
+	case j.URL != nil:
+		if j.JwksPath != nil {
+			t.fail(kind, ns, name, field+".jwksPath", "may not be set together with url")
+			return false
+		}
+		u, err := url.Parse(*j.URL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			t.fail(kind, ns, name, field+".url", "%q is not an http(s) URL", *j.URL)
+			return false
+		}
+		an.JWKSURL = *j.URL
+		return true
+	case j.BackendRef != nil:
+		br := j.BackendRef
+		if (br.Group != nil && *br.Group != "") || (br.Kind != nil && *br.Kind != "Service") {
+			t.fail(kind, ns, name, field+".backendRef", "must reference a core Service")
+			return false
+		}
+		if br.Port == nil {
+			t.fail(kind, ns, name, field+".backendRef.port", "required")
+			return false
+		}
+		if j.JwksPath == nil || *j.JwksPath == "" {
+			t.fail(kind, ns, name, field+".jwksPath", "required when backendRef is set")
+			return false
+		}
+		sns := ns
+		if br.Namespace != nil {
+			sns = string(*br.Namespace)
+		}
+		hp, msg := t.resolveService(string(br.Name), sns, int(*br.Port))
+		if msg != "" {
+			t.fail(kind, ns, name, field+".backendRef", "%s", msg)
+			return false
+		}
+		path := *j.JwksPath
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		an.JWKSURL = (&url.URL{Scheme: "http", Host: hp, Path: path}).String()
+		return true
+	}
+	t.fail(kind, ns, name, field, "set exactly one of backendRef and url")
+	return false
+}
+
+// snake turns resourceMetadata's camelCase keys into RFC 9728's snake_case.
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,32 @@
+package translate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
+)
+
+// Resources is the input of Translate: the typed objects, from files or from
+// Kubernetes informers.
+type Resources struct {
+	Gateways   []*gwv1.Gateway
+	HTTPRoutes []*gwv1.HTTPRoute
+	Backends   []*v1alpha1.AgentgatewayBackend
+	Policies   []*v1alpha1.AgentgatewayPolicy
+	Services   []*corev1.Service
+
+	// Resolve maps "host:port" to the "host:port" to dial instead. Keys for
+	// Services are "name.namespace:port"; standalone, this is how a backendRef
+	// reaches an address outside Kubernetes (the --resolve flag).
+	Resolve map[string]string
+
+	// Sources maps an object ("Kind ns/name") to where it came from (a file
+	// and document), so errors can name it.
+	Sources map[string]string
+}
+
+// ObjectID names an object in errors and in Sources: "Kind ns/name".
+func ObjectID(kind, namespace, name string) string {
+	return kind + " " + namespace + "/" + name
+}

@@ -1,0 +1,337 @@
+// Package translate is the control path's pure core: typed objects in, the
+// intermediate representation (ir.Config) and an OPA bundle out. It does no
+// I/O, keeps no clock and logs nothing; every problem is returned as an
+// *ObjectError naming the object and the field, joined with errors.Join,
+// next to a partial result that holds everything that translated cleanly.
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	corev1 "k8s.io/api/core/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/mcpgate/mcpgate/ir"
+	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
+)
+
+// ErrTranslate is wrapped by every *ObjectError.
+var ErrTranslate = errors.New("translate")
+
+// ObjectError is one problem with one object.
+type ObjectError struct {
+	Kind, Namespace, Name string
+	Field                 string // JSON path inside the object, e.g. spec.targetRefs[0].name
+	Msg                   string
+	Source                string // file and document, when known
+}
+
+func (e *ObjectError) Error() string {
+	var b strings.Builder
+	if e.Source != "" {
+		b.WriteString(e.Source)
+		b.WriteString(", ")
+	}
+	b.WriteString(ObjectID(e.Kind, e.Namespace, e.Name))
+	if e.Field != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrTranslate) true.
+func (e *ObjectError) Unwrap() error { return ErrTranslate }
+
+type translator struct {
+	res  *Resources
+	errs []error
+
+	gateways map[string]*gwv1.Gateway
+	routes   map[string]*gwv1.HTTPRoute
+	backends map[string]*v1alpha1.AgentgatewayBackend
+	services map[string]*corev1.Service
+}
+
+func (t *translator) fail(kind, ns, name, field, format string, args ...any) {
+	t.errs = append(t.errs, &ObjectError{
+		Kind: kind, Namespace: ns, Name: name, Field: field,
+		Msg:    fmt.Sprintf(format, args...),
+		Source: t.res.Sources[ObjectID(kind, ns, name)],
+	})
+}
+
+// Translate turns resources into the IR. The result is never nil; the error
+// lists every object that could not be translated (those objects are left out
+// of the result, so the rest still works).
+func Translate(res *Resources) (*ir.Config, error) {
+	t := &translator{
+		res:      res,
+		gateways: map[string]*gwv1.Gateway{},
+		routes:   map[string]*gwv1.HTTPRoute{},
+		backends: map[string]*v1alpha1.AgentgatewayBackend{},
+		services: map[string]*corev1.Service{},
+	}
+	if t.res.Sources == nil {
+		t.res.Sources = map[string]string{}
+	}
+	cfg := &ir.Config{
+		Version:  ir.Version,
+		Routes:   map[string]*ir.Route{},
+		Backends: map[string]*ir.Backend{},
+		Authn:    map[string]*ir.Authn{},
+	}
+	for _, g := range res.Gateways {
+		t.gateways[key(g.Namespace, g.Name)] = g
+	}
+	for _, r := range res.HTTPRoutes {
+		t.routes[key(r.Namespace, r.Name)] = r
+	}
+	for _, s := range res.Services {
+		t.services[key(s.Namespace, s.Name)] = s
+	}
+	for _, b := range sortedBackends(res.Backends) {
+		if be := t.backend(b); be != nil {
+			cfg.Backends[be.Key] = be
+			t.backends[be.Key] = b
+		}
+	}
+	attach := t.policies(cfg)
+	for _, g := range sortedGateways(res.Gateways) {
+		cfg.Listeners = append(cfg.Listeners, t.listeners(g)...)
+	}
+	for _, r := range sortedRoutes(res.HTTPRoutes) {
+		t.route(cfg, r, attach)
+	}
+	for i := range cfg.Listeners {
+		sortMatches(cfg.Listeners[i].Matches)
+	}
+	return cfg, errors.Join(t.errs...)
+}
+
+func key(ns, name string) string { return ns + "/" + name }
+
+func (t *translator) listeners(g *gwv1.Gateway) []ir.Listener {
+	var out []ir.Listener
+	if len(g.Spec.Listeners) == 0 {
+		t.fail("Gateway", g.Namespace, g.Name, "spec.listeners", "at least one listener is required")
+	}
+	for i, l := range g.Spec.Listeners {
+		field := fmt.Sprintf("spec.listeners[%d]", i)
+		if l.Protocol != gwv1.HTTPProtocolType {
+			t.fail("Gateway", g.Namespace, g.Name, field+".protocol", "unsupported protocol %q: mcpgate serves HTTP listeners (terminate TLS in front of it)", l.Protocol)
+			continue
+		}
+		if l.Port < 1 || l.Port > 65535 {
+			t.fail("Gateway", g.Namespace, g.Name, field+".port", "must be between 1 and 65535, got %d", l.Port)
+			continue
+		}
+		out = append(out, ir.Listener{Gateway: key(g.Namespace, g.Name), Name: string(l.Name), Port: int(l.Port), Matches: []ir.RouteMatch{}})
+	}
+	return out
+}
+
+func (t *translator) backend(b *v1alpha1.AgentgatewayBackend) *ir.Backend {
+	kind, ns, name := "AgentgatewayBackend", b.Namespace, b.Name
+	m := b.Spec.MCP
+	if m == nil {
+		t.fail(kind, ns, name, "spec.mcp", "required: mcpgate serves MCP backends only")
+		return nil
+	}
+	be := &ir.Backend{
+		Key:            key(ns, name),
+		SessionRouting: string(orDefault(m.SessionRouting, v1alpha1.Stateful)),
+		FailureMode:    string(orDefault(m.FailureMode, v1alpha1.FailClosed)),
+		PrefixMode:     string(orDefault(m.PrefixMode, v1alpha1.PrefixConditional)),
+	}
+	ok := true
+	ok = t.enum(kind, ns, name, "spec.mcp.sessionRouting", be.SessionRouting, "Stateful", "Stateless") && ok
+	ok = t.enum(kind, ns, name, "spec.mcp.failureMode", be.FailureMode, "FailClosed", "FailOpen") && ok
+	ok = t.enum(kind, ns, name, "spec.mcp.prefixMode", be.PrefixMode, "Conditional", "Always", "Never") && ok
+	if len(m.Targets) == 0 {
+		t.fail(kind, ns, name, "spec.mcp.targets", "at least one target is required")
+		return nil
+	}
+	if len(m.Targets) > 1 {
+		// Federation (fan-out, prefixing, merged sessions) is tracked separately;
+		// refusing beats silently serving only the first target.
+		t.fail(kind, ns, name, "spec.mcp.targets", "%d targets: this version of mcpgate proxies exactly one target per backend", len(m.Targets))
+		return nil
+	}
+	seen := map[string]bool{}
+	for i, tg := range m.Targets {
+		field := fmt.Sprintf("spec.mcp.targets[%d]", i)
+		if !validName(tg.Name) {
+			t.fail(kind, ns, name, field+".name", "%q is not a valid target name (letters, digits, '-', '_'; at most 63)", tg.Name)
+			ok = false
+			continue
+		}
+		if seen[tg.Name] {
+			t.fail(kind, ns, name, field+".name", "duplicate target name %q", tg.Name)
+			ok = false
+			continue
+		}
+		seen[tg.Name] = true
+		if tg.Static == nil {
+			t.fail(kind, ns, name, field+".static", "required (selector targets need Kubernetes service discovery, not supported yet)")
+			ok = false
+			continue
+		}
+		target, good := t.target(kind, ns, name, field+".static", tg.Name, tg.Static)
+		if !good {
+			ok = false
+			continue
+		}
+		be.Targets = append(be.Targets, target)
+	}
+	if !ok {
+		return nil
+	}
+	return be
+}
+
+func (t *translator) target(kind, ns, name, field, tname string, s *v1alpha1.McpTarget) (ir.Target, bool) {
+	proto := string(v1alpha1.ProtocolStreamable)
+	if s.Protocol != nil {
+		proto = string(*s.Protocol)
+	}
+	if !t.enum(kind, ns, name, field+".protocol", proto, "StreamableHTTP", "SSE") {
+		return ir.Target{}, false
+	}
+	path := "/mcp"
+	if proto == "SSE" {
+		path = "/sse"
+	}
+	if s.Path != nil {
+		path = *s.Path
+	}
+	if !strings.HasPrefix(path, "/") {
+		t.fail(kind, ns, name, field+".path", "must start with '/', got %q", path)
+		return ir.Target{}, false
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		t.fail(kind, ns, name, field+".port", "must be between 1 and 65535, got %d", s.Port)
+		return ir.Target{}, false
+	}
+	var hostport string
+	switch {
+	case s.Host != nil && s.BackendRef != nil:
+		t.fail(kind, ns, name, field, "set exactly one of host and backendRef")
+		return ir.Target{}, false
+	case s.Host != nil:
+		hostport = t.resolveHost(*s.Host, int(s.Port))
+	case s.BackendRef != nil:
+		hp, err := t.resolveService(s.BackendRef.Name, ns, int(s.Port))
+		if err != "" {
+			t.fail(kind, ns, name, field+".backendRef", "%s", err)
+			return ir.Target{}, false
+		}
+		hostport = hp
+	default:
+		t.fail(kind, ns, name, field, "set exactly one of host and backendRef")
+		return ir.Target{}, false
+	}
+	u := &url.URL{Scheme: "http", Host: hostport, Path: path}
+	return ir.Target{Name: tname, URL: u.String(), Protocol: proto}, true
+}
+
+// resolveHost applies --resolve to a literal host.
+func (t *translator) resolveHost(host string, port int) string {
+	hp := net.JoinHostPort(host, strconv.Itoa(port))
+	if to, ok := t.res.Resolve[hp]; ok {
+		return to
+	}
+	return hp
+}
+
+// resolveService finds the address of Service name.ns:port outside
+// Kubernetes: a --resolve entry for "name.ns:port" (or the cluster DNS name),
+// else a Service object of type ExternalName, dialled at its externalName and
+// the targetPort of the matching port entry (the port itself when unset).
+func (t *translator) resolveService(name, ns string, port int) (string, string) {
+	p := strconv.Itoa(port)
+	for _, k := range []string{name + "." + ns + ":" + p, name + "." + ns + ".svc:" + p, name + "." + ns + ".svc.cluster.local:" + p} {
+		if to, ok := t.res.Resolve[k]; ok {
+			return to, ""
+		}
+	}
+	svc, ok := t.services[key(ns, name)]
+	if !ok {
+		return "", fmt.Sprintf("Service %s/%s not found: add a Service of type ExternalName to the configuration or pass --resolve %s.%s:%d=HOST:PORT", ns, name, name, ns, port)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeExternalName || svc.Spec.ExternalName == "" {
+		return "", fmt.Sprintf("Service %s/%s: standalone mcpgate can only dial Services of type ExternalName with spec.externalName set (or use --resolve)", ns, name)
+	}
+	target := port
+	if len(svc.Spec.Ports) > 0 {
+		found := false
+		for _, sp := range svc.Spec.Ports {
+			if int(sp.Port) == port {
+				found = true
+				if tp := sp.TargetPort.IntValue(); tp > 0 {
+					target = tp
+				}
+			}
+		}
+		if !found {
+			return "", fmt.Sprintf("Service %s/%s has no port %d", ns, name, port)
+		}
+	}
+	return net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(target)), ""
+}
+
+func (t *translator) enum(kind, ns, name, field, v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	t.fail(kind, ns, name, field, "unsupported value %q: want one of %s", v, strings.Join(allowed, ", "))
+	return false
+}
+
+func orDefault[T ~string](v, d T) T {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_')) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedGateways(in []*gwv1.Gateway) []*gwv1.Gateway {
+	out := append([]*gwv1.Gateway(nil), in...)
+	sort.Slice(out, func(i, j int) bool { return key(out[i].Namespace, out[i].Name) < key(out[j].Namespace, out[j].Name) })
+	return out
+}
+
+func sortedRoutes(in []*gwv1.HTTPRoute) []*gwv1.HTTPRoute {
+	out := append([]*gwv1.HTTPRoute(nil), in...)
+	sort.Slice(out, func(i, j int) bool { return key(out[i].Namespace, out[i].Name) < key(out[j].Namespace, out[j].Name) })
+	return out
+}
+
+func sortedBackends(in []*v1alpha1.AgentgatewayBackend) []*v1alpha1.AgentgatewayBackend {
+	out := append([]*v1alpha1.AgentgatewayBackend(nil), in...)
+	sort.Slice(out, func(i, j int) bool { return key(out[i].Namespace, out[i].Name) < key(out[j].Namespace, out[j].Name) })
+	return out
+}

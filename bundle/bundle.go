@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
@@ -138,7 +139,9 @@ func Read(r io.Reader) (*Bundle, error) {
 	}
 	b := &Bundle{Revision: ob.Manifest.Revision, Config: cfg, Modules: map[string]string{}}
 	for _, m := range ob.Modules {
-		b.Modules[m.Path] = string(m.Raw)
+		// OPA reports tarball paths with a leading slash; Write takes them
+		// without, and the revision hashes them.
+		b.Modules[strings.TrimPrefix(m.Path, "/")] = string(m.Raw)
 	}
 	if _, err := b.Compile(); err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func writeDenial(w http.ResponseWriter, id jsontext.Value, d *policy.Decision) {
 		h.Set("WWW-Authenticate", d.WWWAuthenticate)
 	}
 	status := d.HTTPStatus
-	if status < 400 || status > 599 {
+	if (status < 400 || status > 599) && !(status == http.StatusOK && d.JSONRPCError != nil) {
 		status = http.StatusForbidden
 	}
 	if d.OAuthError != nil {
@@ -68,8 +68,7 @@ func safeHeader(name, value string) bool {
 
 func writeParseError(w http.ResponseWriter, err error) {
 	if e, ok := err.(*mcp.Error); ok {
-		status := http.StatusBadRequest
-		writeJSONRPCError(w, status, nil, e.Code, e.Message, nil)
+		writeJSONRPCError(w, http.StatusBadRequest, e.ID, e.Code, e.Message, nil)
 		return
 	}
 	writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeParseError, "parse error", nil)

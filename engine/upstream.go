@@ -277,15 +277,27 @@ func firstResponse(resp *http.Response, id jsontext.Value) ([]byte, error) {
 }
 
 // isResponseTo reports whether data is a JSON-RPC response with this id.
+// Ids are compared by value: an upstream may re-encode "\u0061" as "a".
 func isResponseTo(data []byte, id jsontext.Value) bool {
 	var probe struct {
 		ID     json.RawMessage `json:"id"`
 		Method *string         `json:"method"`
 	}
-	if len(data) == 0 || json.Unmarshal(data, &probe) != nil || probe.Method != nil {
+	if len(data) == 0 || json.Unmarshal(data, &probe) != nil || probe.Method != nil || len(probe.ID) == 0 {
 		return false
 	}
-	return bytes.Equal(bytes.TrimSpace(probe.ID), bytes.TrimSpace(id))
+	return sameID(probe.ID, id)
+}
+
+func sameID(a, b []byte) bool {
+	var x, y any
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&x) != nil || db.Decode(&y) != nil {
+		return false
+	}
+	return x == y
 }
 
 // acceptsSSE reports whether the client listed text/event-stream.

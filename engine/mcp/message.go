@@ -72,6 +72,7 @@ type Message struct {
 type Error struct {
 	Code    int
 	Message string
+	ID      jsontext.Value // the request's id when it could be read, for the error response
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("jsonrpc %d: %s", e.Code, e.Message) }
@@ -202,13 +203,18 @@ func Parse(b []byte) (*Message, error) {
 	default:
 		return nil, invalid("a message needs a method, or a result or an error")
 	}
-	if m.Kind != Response && m.Params != nil {
+	if m.Kind == Request && m.Method == "" {
+		e := invalid("method must not be empty")
+		e.ID = m.ID
+		return nil, e
+	}
+	if m.Kind != Response {
 		if err := m.extract(); err != nil {
+			if m.Kind == Request {
+				err.ID = m.ID
+			}
 			return nil, err
 		}
-	}
-	if m.Kind == Request && m.Method == "" {
-		return nil, invalid("method must not be empty")
 	}
 	return m, nil
 }
@@ -216,12 +222,16 @@ func Parse(b []byte) (*Message, error) {
 // extract pulls out the names the policy decides on. A name of the wrong type
 // is refused here: the upstream would refuse it too, and the policy must
 // never see a different name than the upstream would.
-func (m *Message) extract() error {
-	obj, ok := m.Params.Value.(ast.Object)
-	if !ok {
-		return invalid("params must be an object")
+func (m *Message) extract() *Error {
+	obj := ast.NewObject()
+	if m.Params != nil {
+		o, ok := m.Params.Value.(ast.Object)
+		if !ok {
+			return invalid("params must be an object")
+		}
+		obj = o
 	}
-	str := func(key string) (string, error) {
+	str := func(key string) (string, *Error) {
 		t := obj.Get(ast.InternedTerm(key))
 		if t == nil {
 			return "", nil
@@ -232,7 +242,7 @@ func (m *Message) extract() error {
 		}
 		return string(s), nil
 	}
-	var err error
+	var err *Error
 	switch m.Method {
 	case "tools/call", "prompts/get":
 		if m.Name, err = str("name"); err != nil {
@@ -292,11 +302,13 @@ func readTerm(dec *jsontext.Decoder, depth int) (*ast.Term, error) {
 			if err != nil {
 				return nil, parseErr("%s", describe(err))
 			}
+			// The token is only valid until the next decoder call.
+			key := ast.StringTerm(k.String())
 			v, err := readTerm(dec, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			kvs = append(kvs, [2]*ast.Term{ast.StringTerm(k.String()), v})
+			kvs = append(kvs, [2]*ast.Term{key, v})
 		}
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, parseErr("%s", describe(err))

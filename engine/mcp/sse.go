@@ -19,10 +19,11 @@ type Event struct {
 
 // EventReader splits a text/event-stream into events without buffering the
 // stream: each event is returned as soon as its terminating blank line
-// arrives.
+// arrives. Lines may end in CRLF, LF or a bare CR, as the SSE format allows.
 type EventReader struct {
-	r   *bufio.Reader
-	max int
+	r      *bufio.Reader
+	max    int
+	skipLF bool // the previous line ended in CR: a following LF belongs to it
 }
 
 // NewEventReader reads events of at most maxEvent bytes.
@@ -33,36 +34,67 @@ func NewEventReader(r io.Reader, maxEvent int) *EventReader {
 // ErrEventTooLarge is returned for an event larger than the reader's limit.
 var ErrEventTooLarge = &Error{Code: CodeInternalError, Message: "upstream event too large"}
 
-// Next returns the next event, or io.EOF at the end of the stream.
-func (er *EventReader) Next() (*Event, error) {
-	ev := &Event{}
+// line appends the next line, terminator included, to buf, and says where
+// its content starts (after an LF that completed the previous CRLF). It
+// returns without waiting for more input once a terminator has been read.
+func (er *EventReader) line(buf []byte) ([]byte, int, error) {
+	content := len(buf)
 	for {
-		line, err := er.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A long line: keep reading it piecewise.
-			buf := append([]byte(nil), line...)
-			for err == bufio.ErrBufferFull {
-				if len(buf) > er.max {
-					return nil, ErrEventTooLarge
-				}
-				line, err = er.r.ReadSlice('\n')
-				buf = append(buf, line...)
-			}
-			line = buf
+		c, err := er.r.ReadByte()
+		if err != nil {
+			return buf, content, err
 		}
-		if len(line) > 0 {
-			ev.Raw = append(ev.Raw, line...)
-			if len(ev.Raw) > er.max {
-				return nil, ErrEventTooLarge
-			}
-			trimmed := bytes.TrimRight(line, "\r\n")
-			if len(trimmed) == 0 {
-				if len(ev.Raw) > len(line) {
-					return ev, nil
-				}
-				ev.Raw = ev.Raw[:0] // leading blank lines
+		buf = append(buf, c)
+		if er.skipLF {
+			er.skipLF = false
+			if c == '\n' {
+				content = len(buf)
 				continue
 			}
+		}
+		switch c {
+		case '\n':
+			return buf, content, nil
+		case '\r':
+			// Take the LF of a CRLF now if it has arrived; never wait for it.
+			if er.r.Buffered() > 0 {
+				if next, _ := er.r.Peek(1); next[0] == '\n' {
+					_, _ = er.r.ReadByte()
+					buf = append(buf, '\n')
+				}
+				return buf, content, nil
+			}
+			er.skipLF = true
+			return buf, content, nil
+		}
+		if len(buf) > er.max {
+			return buf, content, ErrEventTooLarge
+		}
+	}
+}
+
+// Next returns the next event, or io.EOF at the end of the stream. Raw
+// keeps every byte read, blank lines before the event included, so relaying
+// Raw reproduces the stream exactly.
+func (er *EventReader) Next() (*Event, error) {
+	ev := &Event{}
+	fields := false // a non-blank line has been read
+	for {
+		raw, content, err := er.line(ev.Raw)
+		line := raw[content:]
+		ev.Raw = raw
+		if err == ErrEventTooLarge || len(ev.Raw) > er.max {
+			return nil, ErrEventTooLarge
+		}
+		trimmed := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+		case len(trimmed) == 0 && err == nil:
+			if fields {
+				return ev, nil
+			}
+		default:
+			fields = true
 			field, value, _ := bytes.Cut(trimmed, []byte(":"))
 			value = bytes.TrimPrefix(value, []byte(" "))
 			switch string(field) {
@@ -78,7 +110,7 @@ func (er *EventReader) Next() (*Event, error) {
 			}
 		}
 		if err != nil {
-			if err == io.EOF && len(ev.Raw) > 0 {
+			if err == io.EOF && fields {
 				return ev, nil
 			}
 			return nil, err

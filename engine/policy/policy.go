@@ -80,6 +80,9 @@ func New(ctx context.Context, b *bundle.Bundle) (*Evaluator, error) {
 		rego.Query(mcprego.DecisionQuery),
 		rego.Compiler(compiler),
 		rego.Store(store),
+		// A built-in error (division by zero, a bad sprintf) would otherwise
+		// make a rule undefined, which can turn a deny into an allow.
+		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: preparing %s: %w", mcprego.DecisionQuery, err)
@@ -120,9 +123,6 @@ func parse(m map[string]any) (*Decision, error) {
 		return nil, fmt.Errorf("%w: http_status: %v", ErrNoDecision, err)
 	}
 	d.HTTPStatus = status
-	if d.Allow != (status < 300) {
-		return nil, fmt.Errorf("%w: allow=%v with http_status %d", ErrNoDecision, d.Allow, status)
-	}
 	if s, ok := m["www_authenticate"].(string); ok {
 		d.WWWAuthenticate = s
 	}
@@ -150,6 +150,11 @@ func parse(m map[string]any) (*Decision, error) {
 		}
 		msg, _ := je["message"].(string)
 		d.JSONRPCError = &JSONRPCError{Code: code, Message: msg, Data: je["data"]}
+	}
+	// A denial is an HTTP error, or a JSON-RPC error in a 200 answer (how a
+	// hidden tool is refused: "Unknown tool", as if it did not exist).
+	if d.Allow && status >= 300 || !d.Allow && status < 400 && (status != 200 || d.JSONRPCError == nil) {
+		return nil, fmt.Errorf("%w: allow=%v with http_status %d", ErrNoDecision, d.Allow, status)
 	}
 	if oe, ok := m["oauth_error"].(map[string]any); ok {
 		e, _ := oe["error"].(string)

@@ -6,7 +6,6 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -95,86 +94,115 @@ func (e *Evaluator) Revision() string { return e.revision }
 
 // Decide evaluates the decision for one input document.
 func (e *Evaluator) Decide(ctx context.Context, input ast.Value) (*Decision, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDecision, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil, fmt.Errorf("%w: undefined", ErrNoDecision)
 	}
-	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("%w: unexpected result type", ErrNoDecision)
+	}
+	return parse(t.Value)
+}
+
+// keepAST hands the result back as the AST it is, skipping OPA's conversion
+// to Go maps: parse reads the few fields it needs straight from the AST.
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+var (
+	kAllow, kStatus, kWWW, kReasons, kHeaders = ast.StringTerm("allow"), ast.StringTerm("http_status"), ast.StringTerm("www_authenticate"), ast.StringTerm("reasons"), ast.StringTerm("headers")
+	kJSONRPC, kOAuth, kRateLimit, kCode       = ast.StringTerm("jsonrpc_error"), ast.StringTerm("oauth_error"), ast.StringTerm("ratelimit"), ast.StringTerm("code")
+	kMessage, kData, kError, kDescription     = ast.StringTerm("message"), ast.StringTerm("data"), ast.StringTerm("error"), ast.StringTerm("error_description")
+	kKey, kLimit, kPeriod, kBurst             = ast.StringTerm("key"), ast.StringTerm("limit"), ast.StringTerm("period"), ast.StringTerm("burst")
+)
+
+// parse reads the decision; unknown keys are ignored, wrong types fail
+// closed.
+func parse(v ast.Value) (*Decision, error) {
+	m, ok := v.(ast.Object)
 	if !ok {
 		return nil, fmt.Errorf("%w: not an object", ErrNoDecision)
 	}
-	return parse(obj)
-}
-
-// parse reads the decision without a JSON round trip; unknown keys are
-// ignored, wrong types fail closed.
-func parse(m map[string]any) (*Decision, error) {
 	d := &Decision{}
-	allow, ok := m["allow"].(bool)
+	allow, ok := value(m, kAllow).(ast.Boolean)
 	if !ok {
 		return nil, fmt.Errorf("%w: allow is not a boolean", ErrNoDecision)
 	}
-	d.Allow = allow
-	status, err := intOf(m["http_status"])
+	d.Allow = bool(allow)
+	status, err := intOf(value(m, kStatus))
 	if err != nil {
 		return nil, fmt.Errorf("%w: http_status: %v", ErrNoDecision, err)
 	}
 	d.HTTPStatus = status
-	if s, ok := m["www_authenticate"].(string); ok {
-		d.WWWAuthenticate = s
+	if s, ok := value(m, kWWW).(ast.String); ok {
+		d.WWWAuthenticate = string(s)
 	}
-	if rs, ok := m["reasons"].([]any); ok {
-		for _, r := range rs {
-			if s, ok := r.(string); ok {
-				d.Reasons = append(d.Reasons, s)
+	if rs, ok := value(m, kReasons).(*ast.Array); ok {
+		rs.Foreach(func(t *ast.Term) {
+			if s, ok := t.Value.(ast.String); ok {
+				d.Reasons = append(d.Reasons, string(s))
 			}
+		})
+	}
+	if hs, ok := value(m, kHeaders).(ast.Object); ok && hs.Len() > 0 {
+		d.Headers = make(map[string]string, hs.Len())
+		var bad string
+		hs.Foreach(func(k, v *ast.Term) {
+			ks, kok := k.Value.(ast.String)
+			vs, vok := v.Value.(ast.String)
+			if !kok || !vok {
+				bad = k.String()
+				return
+			}
+			d.Headers[string(ks)] = string(vs)
+		})
+		if bad != "" {
+			return nil, fmt.Errorf("%w: header %s is not a string", ErrNoDecision, bad)
 		}
 	}
-	if hs, ok := m["headers"].(map[string]any); ok && len(hs) > 0 {
-		d.Headers = make(map[string]string, len(hs))
-		for k, v := range hs {
-			s, ok := v.(string)
-			if !ok {
-				return nil, fmt.Errorf("%w: header %q is not a string", ErrNoDecision, k)
-			}
-			d.Headers[k] = s
-		}
-	}
-	if je, ok := m["jsonrpc_error"].(map[string]any); ok {
-		code, err := intOf(je["code"])
+	if je, ok := value(m, kJSONRPC).(ast.Object); ok {
+		code, err := intOf(value(je, kCode))
 		if err != nil {
 			return nil, fmt.Errorf("%w: jsonrpc_error.code: %v", ErrNoDecision, err)
 		}
-		msg, _ := je["message"].(string)
-		d.JSONRPCError = &JSONRPCError{Code: code, Message: msg, Data: je["data"]}
+		msg, _ := value(je, kMessage).(ast.String)
+		e := &JSONRPCError{Code: code, Message: string(msg)}
+		if data := je.Get(kData); data != nil {
+			if e.Data, err = ast.JSON(data.Value); err != nil {
+				return nil, fmt.Errorf("%w: jsonrpc_error.data: %v", ErrNoDecision, err)
+			}
+		}
+		d.JSONRPCError = e
 	}
 	// A denial is an HTTP error, or a JSON-RPC error in a 200 answer (how a
 	// hidden tool is refused: "Unknown tool", as if it did not exist).
 	if d.Allow && status >= 300 || !d.Allow && status < 400 && (status != 200 || d.JSONRPCError == nil) {
 		return nil, fmt.Errorf("%w: allow=%v with http_status %d", ErrNoDecision, d.Allow, status)
 	}
-	if oe, ok := m["oauth_error"].(map[string]any); ok {
-		e, _ := oe["error"].(string)
-		desc, _ := oe["error_description"].(string)
-		d.OAuthError = &OAuthError{Error: e, Description: desc}
+	if oe, ok := value(m, kOAuth).(ast.Object); ok {
+		e, _ := value(oe, kError).(ast.String)
+		desc, _ := value(oe, kDescription).(ast.String)
+		d.OAuthError = &OAuthError{Error: string(e), Description: string(desc)}
 	}
-	if rl, ok := m["ratelimit"].([]any); ok {
-		for i, x := range rl {
-			o, ok := x.(map[string]any)
+	if rl, ok := value(m, kRateLimit).(*ast.Array); ok {
+		for i := 0; i < rl.Len(); i++ {
+			o, ok := rl.Elem(i).Value.(ast.Object)
 			if !ok {
 				return nil, fmt.Errorf("%w: ratelimit[%d] is not an object", ErrNoDecision, i)
 			}
 			r := RateLimit{}
-			r.Key, _ = o["key"].(string)
-			r.Message, _ = o["message"].(string)
-			if r.Limit, err = intOf(o["limit"]); err == nil {
-				r.Period, err = intOf(o["period"])
+			key, _ := value(o, kKey).(ast.String)
+			msg, _ := value(o, kMessage).(ast.String)
+			r.Key, r.Message = string(key), string(msg)
+			var err error
+			if r.Limit, err = intOf(value(o, kLimit)); err == nil {
+				r.Period, err = intOf(value(o, kPeriod))
 			}
-			if err == nil && o["burst"] != nil {
-				r.Burst, err = intOf(o["burst"])
+			if b := value(o, kBurst); err == nil && b != nil {
+				r.Burst, err = intOf(b)
 			}
 			if err != nil || r.Key == "" || r.Limit < 0 || r.Period <= 0 {
 				return nil, fmt.Errorf("%w: ratelimit[%d] is malformed", ErrNoDecision, i)
@@ -185,20 +213,21 @@ func parse(m map[string]any) (*Decision, error) {
 	return d, nil
 }
 
-func intOf(v any) (int, error) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		return int(i), err
-	case int:
-		return n, nil
-	case int64:
-		return int(n), nil
-	case float64:
-		if n != float64(int(n)) {
-			return 0, fmt.Errorf("%v is not an integer", n)
-		}
-		return int(n), nil
+func value(o ast.Object, k *ast.Term) ast.Value {
+	if t := o.Get(k); t != nil {
+		return t.Value
 	}
-	return 0, fmt.Errorf("%v (%T) is not a number", v, v)
+	return nil
+}
+
+func intOf(v ast.Value) (int, error) {
+	n, ok := v.(ast.Number)
+	if !ok {
+		return 0, fmt.Errorf("%v is not a number", v)
+	}
+	i, ok := n.Int()
+	if !ok {
+		return 0, fmt.Errorf("%v is not an integer", v)
+	}
+	return i, nil
 }

@@ -376,7 +376,7 @@ func TestParse(t *testing.T) {
 			dec := json.NewDecoder(strings.NewReader(tt.in))
 			dec.UseNumber()
 			require.NoError(t, dec.Decode(&m))
-			d, err := parse(m)
+			d, err := parse(ast.MustInterfaceToValue(m))
 			if tt.err != "" {
 				require.Error(t, err, "got decision %+v, want an error", d)
 				assert.ErrorIs(t, err, ErrNoDecision)
@@ -411,7 +411,7 @@ func TestIntOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%T(%v)", tt.in, tt.in), func(t *testing.T) {
-			got, err := intOf(tt.in)
+			got, err := intOf(ast.MustInterfaceToValue(tt.in))
 			if tt.ok {
 				require.NoError(t, err)
 				assert.Equal(t, tt.want, got)

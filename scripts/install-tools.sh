@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# install-tools.sh: install the real components the end-to-end tests and the
+# demo run (make test and make demo call it). Idempotent and cached:
+#
+#   bin/dex-<version>        Dex, built from the module pinned in tools/dex,
+#                            only when that file is missing (the version is in
+#                            the name, so a version bump builds afresh).
+#   tests/node/node_modules  server-everything, the TypeScript SDK and the MCP
+#                            Inspector, installed with `npm ci` only when
+#                            node_modules is missing or package-lock.json /
+#                            package.json changed since the last install
+#                            (a stamp file inside node_modules records them).
+#
+# Needs: go (with a C compiler: Dex uses cgo), node >= 20 and npm.
+# Environment: FORCE=1 rebuilds and reinstalls everything.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Dex v2.45.1 is published to the Go proxy only as this pseudo-version.
+DEX_VERSION=v2.45.1
+DEX_MODULE_VERSION=v0.0.0-20260303133905-11d2eeb52b42
+DEX_BIN="$ROOT/bin/dex-$DEX_VERSION"
+NODE_DIR="$ROOT/tests/node"
+NODE_STAMP="$NODE_DIR/node_modules/.mcpgate-install-stamp"
+NODE_MIN_MAJOR=20
+
+say() { printf 'install-tools: %s\n' "$*"; }
+die() {
+	printf 'install-tools: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+need() {
+	command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"
+}
+
+# --- Dex ---------------------------------------------------------------------
+install_dex() {
+	if [[ -x "$DEX_BIN" && -z "${FORCE:-}" ]]; then
+		say "dex: $DEX_BIN present (cached)"
+		return
+	fi
+	need go "install Go (https://go.dev/dl/) to build Dex"
+	[[ -f tools/dex/go.mod ]] || die "tools/dex/go.mod missing: the module that pins Dex"
+	grep -q "github.com/dexidp/dex $DEX_MODULE_VERSION" tools/dex/go.mod ||
+		die "tools/dex/go.mod does not require github.com/dexidp/dex $DEX_MODULE_VERSION ($DEX_VERSION); update DEX_VERSION and DEX_MODULE_VERSION in $0 together with it"
+	if [[ "$(go env CGO_ENABLED)" != 1 ]]; then
+		die "Dex needs cgo (sqlite): install a C compiler (gcc) and set CGO_ENABLED=1"
+	fi
+	mkdir -p "$ROOT/bin"
+	say "dex: building $DEX_VERSION into $DEX_BIN (a few minutes the first time)"
+	local tmp="$DEX_BIN.tmp.$$"
+	trap 'rm -f "$tmp"' EXIT
+	(cd tools/dex && go build -ldflags "-X main.version=$DEX_VERSION" \
+		-o "$tmp" github.com/dexidp/dex/cmd/dex) || die "building Dex failed (see above)"
+	mv -f "$tmp" "$DEX_BIN"
+	trap - EXIT
+	say "dex: built $("$DEX_BIN" version 2>/dev/null | head -n1 || echo "$DEX_BIN")"
+}
+
+# --- Node packages -----------------------------------------------------------
+node_fingerprint() {
+	# What the installed tree depends on: the lock file, the manifest and the
+	# Node major version (native modules are built per ABI).
+	{
+		cat "$NODE_DIR/package-lock.json" "$NODE_DIR/package.json"
+		node -p 'process.versions.node.split(".")[0]'
+	} | sha256sum | cut -d' ' -f1
+}
+
+install_node() {
+	need node "install Node.js >= $NODE_MIN_MAJOR (Debian: apt-get install nodejs npm)"
+	need npm "install npm (Debian: apt-get install npm)"
+	local major
+	major="$(node -p 'process.versions.node.split(".")[0]')"
+	((major >= NODE_MIN_MAJOR)) || die "node $(node --version) is too old: need >= $NODE_MIN_MAJOR"
+	[[ -f "$NODE_DIR/package.json" ]] || die "$NODE_DIR/package.json missing"
+	[[ -f "$NODE_DIR/package-lock.json" ]] ||
+		die "$NODE_DIR/package-lock.json missing: run 'npm install' in tests/node once and commit the lock file"
+	local want have=""
+	want="$(node_fingerprint)"
+	[[ -f "$NODE_STAMP" ]] && have="$(cat "$NODE_STAMP")"
+	if [[ -d "$NODE_DIR/node_modules" && "$have" == "$want" && -z "${FORCE:-}" ]]; then
+		say "npm: tests/node/node_modules up to date (cached)"
+		return
+	fi
+	if [[ -n "${FORCE:-}" ]]; then
+		say "npm: FORCE set: npm ci"
+	elif [[ ! -d "$NODE_DIR/node_modules" ]]; then
+		say "npm: tests/node/node_modules missing: npm ci"
+	else
+		say "npm: package-lock.json changed since the last install (or no stamp): npm ci"
+	fi
+	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
+		die "npm ci in tests/node failed (see above)"
+	printf '%s\n' "$want" >"$NODE_STAMP"
+	say "npm: installed $(cd "$NODE_DIR" && node -p '
+		const p = require("./package.json");
+		Object.keys(p.dependencies).map(n => n + "@" + require("./node_modules/" + n + "/package.json").version).join(", ")')"
+}
+
+install_dex
+install_node
+say "done"

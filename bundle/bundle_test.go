@@ -24,9 +24,9 @@ func quickstart(t *testing.T) *ir.Config {
 	t.Helper()
 	res, err := load.Files([]string{filepath.Join("..", "examples", "quickstart")})
 	require.NoError(t, err)
-	cfg, err := translate.Translate(res.Resources)
+	out, err := translate.Translate(res.Resources)
 	require.NoError(t, err)
-	return cfg
+	return out.Config
 }
 
 func userModule() map[string]string {
@@ -98,7 +98,7 @@ func TestWriteLayout(t *testing.T) {
 	for _, m := range ob.Modules {
 		paths = append(paths, strings.TrimPrefix(m.Path, "/"))
 	}
-	assert.ElementsMatch(t, []string{"mcpgate/authn.rego", "mcpgate/decision.rego", "mcpgate/user/team.rego"}, paths)
+	assert.ElementsMatch(t, []string{"mcpgate/authn.rego", "mcpgate/authz.rego", "mcpgate/decision.rego", "mcpgate/user/team.rego"}, paths)
 	root, ok := ob.Data[bundle.Root].(map[string]any)
 	require.True(t, ok, "got data %v, want a %s object", ob.Data, bundle.Root)
 	conf, ok := root["config"].(map[string]any)

@@ -405,9 +405,9 @@ func buildBundle(t testing.TB, yaml string, user map[string]string) *bundle.Bund
 	res := &translate.Resources{Sources: map[string]string{}}
 	errs := load.Decode("inline.yaml", []byte(yaml), res)
 	require.Empty(t, errs)
-	cfg, err := translate.Translate(res)
+	out, err := translate.Translate(res)
 	require.NoError(t, err)
-	b, err := translate.Bundle(cfg, user)
+	b, err := translate.Bundle(out, user)
 	require.NoError(t, err)
 	return b
 }

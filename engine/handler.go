@@ -136,7 +136,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
-		h.post(w, r, msg)
+		h.post(w, r, msg, h.listFilter(r, msg, res))
 	case http.MethodGet:
 		h.stream(w, r)
 	case http.MethodDelete:

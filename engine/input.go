@@ -19,10 +19,10 @@ var (
 	kAddress, kPort                                         = ast.StringTerm("address"), ast.StringTerm("port")
 	kID, kKind, kProtoVersion, kSession, kParams            = ast.StringTerm("id"), ast.StringTerm("kind"), ast.StringTerm("protocol_version"), ast.StringTerm("session"), ast.StringTerm("params")
 	kTool, kPrompt, kResource, kName, kTarget, kArguments   = ast.StringTerm("tool"), ast.StringTerm("prompt"), ast.StringTerm("resource"), ast.StringTerm("name"), ast.StringTerm("target"), ast.StringTerm("arguments")
-	kURI                                                    = ast.StringTerm("uri")
+	kURI, kURITemplate, kAnnotations                        = ast.StringTerm("uri"), ast.StringTerm("uriTemplate"), ast.StringTerm("annotations")
 	kPresent, kValid, kError, kClaims, kHeader              = ast.StringTerm("present"), ast.StringTerm("valid"), ast.StringTerm("error"), ast.StringTerm("claims"), ast.StringTerm("header")
 	vVersion                                                = ast.StringTerm(ir.Version)
-	vPhaseRequest                                           = ast.StringTerm("request")
+	vPhaseRequest, vPhaseList, kList                        = ast.StringTerm("request"), ast.StringTerm("list"), ast.StringTerm("list")
 	vHTTP, vHTTPS                                           = ast.StringTerm("http"), ast.StringTerm("https")
 	vEmptyObject                                            = ast.ObjectTerm()
 )
@@ -33,6 +33,13 @@ var hiddenHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization"
 
 // buildInput assembles the input document for one message.
 func buildInput(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result) ast.Value {
+	return buildInputPhase(r, route, target, msg, jwt, nil)
+}
+
+// buildInputPhase builds the request document, or with list set the list
+// document: the same document with mcp.list holding the items of a list
+// result and phase "list".
+func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result, list *ast.Term) ast.Value {
 	scheme := vHTTP
 	if r.TLS != nil {
 		scheme = vHTTPS
@@ -57,15 +64,20 @@ func buildInput(r *http.Request, route *ast.Term, target string, msg *mcp.Messag
 		ast.Item(kRemote, ast.StringTerm(r.RemoteAddr)),
 	)
 	source := ast.ObjectTerm(ast.Item(kAddress, ast.StringTerm(host)), ast.Item(kPort, ast.StringTerm(port)))
+	mcpT, phase := mcpTerm(r, target, msg), vPhaseRequest
+	if list != nil {
+		mcpT.Value.(ast.Object).Insert(kList, list)
+		phase = vPhaseList
+	}
 
 	return ast.NewObject(
 		ast.Item(kVersion, vVersion),
 		ast.Item(kRequest, request),
 		ast.Item(kSource, source),
 		ast.Item(kRoute, route),
-		ast.Item(kMCP, mcpTerm(r, target, msg)),
+		ast.Item(kMCP, mcpT),
 		ast.Item(kJWT, jwtTerm(jwt)),
-		ast.Item(kPhase, vPhaseRequest),
+		ast.Item(kPhase, phase),
 	)
 }
 

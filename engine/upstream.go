@@ -24,7 +24,7 @@ const maxEvent = 16 << 20
 // no initialize (curl in the walkthrough, stateless agents) get an upstream
 // session the gateway opens and closes for them: stateful servers refuse
 // such requests otherwise.
-func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Message) {
+func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Message, rewrite rewriteFunc) {
 	ctx := r.Context()
 	session := r.Header.Get("Mcp-Session-Id")
 	version := r.Header.Get("Mcp-Protocol-Version")
@@ -55,14 +55,20 @@ func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Mes
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, msg, !ephemeral)
+	h.relay(w, r, resp, msg, !ephemeral, rewrite)
 }
+
+// rewriteFunc transforms the JSON-RPC response to the client's request
+// (list filtering). An error refuses the response: a list the policy could
+// not filter is never shown unfiltered.
+type rewriteFunc func([]byte) ([]byte, error)
 
 // relay copies an upstream answer to the client. SSE is relayed event by
 // event and flushed, unless the client cannot read SSE (it did not list
 // text/event-stream in Accept): then the JSON-RPC response to its request is
-// picked out of the stream and returned as application/json.
-func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, msg *mcp.Message, passSession bool) {
+// picked out of the stream and returned as application/json. rewrite, when
+// set, applies to the response to msg, wherever it is.
+func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, msg *mcp.Message, passSession bool, rewrite rewriteFunc) {
 	hdr := w.Header()
 	if passSession {
 		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
@@ -73,6 +79,23 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 	if !strings.HasPrefix(strings.ToLower(ct), "text/event-stream") {
 		if ct != "" {
 			hdr.Set("Content-Type", ct)
+		}
+		if rewrite != nil && resp.StatusCode == http.StatusOK {
+			body, err := io.ReadAll(io.LimitReader(resp.Body, maxEvent+1))
+			if err == nil && len(body) > maxEvent {
+				err = mcp.ErrEventTooLarge
+			}
+			if err == nil && isResponseTo(body, msg.ID) {
+				body, err = rewrite(body)
+			}
+			if err != nil {
+				h.rewriteFailed(w, msg, err)
+				return
+			}
+			hdr.Del("Content-Length")
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(body)
+			return
 		}
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)
@@ -88,9 +111,16 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 				return
 			}
 			if isResponseTo(ev.Data, msg.ID) {
+				data := ev.Data
+				if rewrite != nil {
+					if data, err = rewrite(data); err != nil {
+						h.rewriteFailed(w, msg, err)
+						return
+					}
+				}
 				hdr.Set("Content-Type", "application/json")
 				w.WriteHeader(resp.StatusCode)
-				_, _ = w.Write(ev.Data)
+				_, _ = w.Write(data)
 				return
 			}
 		}
@@ -109,7 +139,16 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 			}
 			return
 		}
-		if _, err := w.Write(ev.Raw); err != nil {
+		raw := ev.Raw
+		if rewrite != nil && isResponseTo(ev.Data, msg.ID) {
+			data, err := rewrite(ev.Data)
+			if err != nil {
+				h.g.log.Warn("list filtering failed", "route", h.route.Key, "error", err)
+				data = mcp.ErrorResponse(msg.ID, mcp.CodeInternalError, "internal error", nil)
+			}
+			raw = encodeEvent(ev, data)
+		}
+		if _, err := w.Write(raw); err != nil {
 			return
 		}
 		if err := rc.Flush(); err != nil {
@@ -136,7 +175,7 @@ func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, nil, true)
+	h.relay(w, r, resp, nil, true, nil)
 }
 
 // deleteSession forwards a client's session termination.
@@ -153,7 +192,7 @@ func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, nil, false)
+	h.relay(w, r, resp, nil, false, nil)
 }
 
 // setUpstreamHeaders sets the only client-derived headers that go upstream.
@@ -309,4 +348,29 @@ func acceptsSSE(accept string) bool {
 		}
 	}
 	return false
+}
+
+// rewriteFailed answers in place of a response the gateway could not
+// rewrite: fail closed.
+func (h *routeHandler) rewriteFailed(w http.ResponseWriter, msg *mcp.Message, err error) {
+	h.g.log.Warn("list filtering failed", "route", h.route.Key, "error", err)
+	writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "internal error", nil)
+}
+
+// encodeEvent re-encodes an event with new data, keeping its name and id.
+func encodeEvent(ev *mcp.Event, data []byte) []byte {
+	var b bytes.Buffer
+	if ev.Name != "" {
+		b.WriteString("event: " + ev.Name + "\n")
+	}
+	if ev.ID != "" {
+		b.WriteString("id: " + ev.ID + "\n")
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		b.WriteString("data: ")
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	return b.Bytes()
 }

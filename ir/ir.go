@@ -17,6 +17,7 @@ type Config struct {
 	Routes    map[string]*Route   `json:"routes"`   // by route key "ns/name/ruleIndex"
 	Backends  map[string]*Backend `json:"backends"` // by "ns/name"
 	Authn     map[string]*Authn   `json:"authn"`    // by policy key "ns/name"
+	Authz     map[string]*Authz   `json:"authz"`    // by policy key "ns/name"
 }
 
 // Listener is one port a Gateway listens on, with the path matches of the
@@ -43,6 +44,7 @@ type Route struct {
 	Rule    int         `json:"rule"`
 	Matches []PathMatch `json:"matches"`
 	Backend string      `json:"backend"`         // backend key
+	Authz   []string    `json:"authz"`           // authz policy keys attached at any level
 	Authn   string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
 }
 
@@ -80,4 +82,23 @@ type Authn struct {
 	CacheSeconds     int            `json:"cache_seconds"`
 	Provider         string         `json:"provider,omitempty"`
 	ResourceMetadata map[string]any `json:"resource_metadata,omitempty"` // RFC 9728 keys (snake_case)
+}
+
+// Authz is one policy's MCP authorization rules. Each rule's CEL expression
+// is compiled to Rego: rule <Rule> of package
+// data.mcpgate.generated.<Package> holds when the expression is true, and
+// rule <ListRule> decides list results, which have no arguments.
+type Authz struct {
+	Key     string      `json:"key"`
+	Package string      `json:"package"` // e.g. "p_0f3a…", under mcpgate.generated
+	Rules   []AuthzRule `json:"rules"`
+}
+
+// AuthzRule is one compiled CEL expression.
+type AuthzRule struct {
+	Action        string `json:"action"` // Allow | Deny | Require
+	Expression    string `json:"expression"`
+	Rule          string `json:"rule"`
+	ListRule      string `json:"list_rule"` // decides list results; == Rule unless the expression reads the arguments
+	UsesArguments bool   `json:"uses_arguments"`
 }

@@ -5,20 +5,22 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/bundle"
-	"github.com/mcpgate/mcpgate/ir"
 	mcprego "github.com/mcpgate/mcpgate/rego"
 )
 
 // Bundle assembles the OPA bundle for a translated configuration: the fixed
 // library plus the IR as data, plus user modules (path -> text). User modules
 // may not replace library files.
-func Bundle(cfg *ir.Config, user map[string]string) (*bundle.Bundle, error) {
+func Bundle(r *Result, user map[string]string) (*bundle.Bundle, error) {
 	modules := mcprego.Modules()
+	for p, text := range r.Modules {
+		modules[p] = text
+	}
 	for p, text := range user {
 		if _, taken := modules[p]; taken || strings.HasPrefix(p, "mcpgate/") && !strings.HasPrefix(p, "mcpgate/user/") {
 			return nil, fmt.Errorf("%w: module path %q is reserved for the mcpgate library", ErrTranslate, p)
 		}
 		modules[p] = text
 	}
-	return bundle.New(cfg, modules)
+	return bundle.New(r.Config, modules)
 }

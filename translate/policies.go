@@ -22,7 +22,33 @@ const defaultJWKSCache = 5 * time.Minute
 // Keys: "HTTPRoute ns/name", "HTTPRoute ns/name/section",
 // "AgentgatewayBackend ns/name", "Gateway ns/name".
 type attachments struct {
-	authn map[string]string // target -> authn policy key
+	authn map[string]string   // target -> authn policy key
+	authz map[string][]string // target -> authz policy keys, in name order
+}
+
+// authzFor merges the authorization policies of every level: the Gateway,
+// the backend, the route and the route rule. Rules of all levels combine as
+// one set (see rego/mcpgate/authz.rego).
+func (a *attachments) authzFor(route, section, backend, gateway string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, k := range []string{
+		"Gateway " + gateway,
+		"AgentgatewayBackend " + backend,
+		"HTTPRoute " + route,
+		"HTTPRoute " + route + "/" + section,
+	} {
+		if strings.HasSuffix(k, "/") {
+			continue
+		}
+		for _, p := range a.authz[k] {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // authnFor picks the most specific authentication policy: a route rule
@@ -45,9 +71,9 @@ func (a *attachments) authnFor(route, section, backend, gateway string) string {
 	return ""
 }
 
-func (t *translator) policies(cfg *ir.Config) *attachments {
-	at := &attachments{authn: map[string]string{}}
-	owner := map[string]string{} // target -> policy that claimed it, for conflicts
+func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attachments {
+	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}}
+	owner := map[string]string{} // target -> policy that claimed its authentication, for conflicts
 	pols := append([]*v1alpha1.AgentgatewayPolicy(nil), t.res.Policies...)
 	sort.Slice(pols, func(i, j int) bool {
 		return key(pols[i].Namespace, pols[i].Name) < key(pols[j].Namespace, pols[j].Name)
@@ -59,28 +85,37 @@ func (t *translator) policies(cfg *ir.Config) *attachments {
 		if !ok {
 			continue
 		}
-		an, set, ok := t.authn(p)
-		if !ok {
+		an, authnSet, authnOK := t.authn(p)
+		az, authzSet, authzOK := t.authz(p, modules)
+		if !authnOK || !authzOK {
 			continue
 		}
-		if !set {
-			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication or traffic.jwtAuthentication")
+		if !authnSet && !authzSet {
+			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication, backend.mcp.authorization or traffic.jwtAuthentication")
 			continue
 		}
-		conflict := false
-		for _, tg := range targets {
-			if other, taken := owner[tg]; taken {
-				t.fail(kind, ns, name, "spec.targetRefs", "conflicts with AgentgatewayPolicy %s, which already sets authentication for %s", other, tg)
-				conflict = true
+		if authnSet {
+			conflict := false
+			for _, tg := range targets {
+				if other, taken := owner[tg]; taken {
+					t.fail(kind, ns, name, "spec.targetRefs", "conflicts with AgentgatewayPolicy %s, which already sets authentication for %s", other, tg)
+					conflict = true
+				}
+			}
+			if conflict {
+				continue
+			}
+			cfg.Authn[pkey] = an
+			for _, tg := range targets {
+				owner[tg] = pkey
+				at.authn[tg] = pkey
 			}
 		}
-		if conflict {
-			continue
-		}
-		cfg.Authn[pkey] = an
-		for _, tg := range targets {
-			owner[tg] = pkey
-			at.authn[tg] = pkey
+		if authzSet {
+			cfg.Authz[pkey] = az
+			for _, tg := range targets {
+				at.authz[tg] = append(at.authz[tg], pkey)
+			}
 		}
 	}
 	return at

@@ -70,10 +70,17 @@ func (t *translator) fail(kind, ns, name, field, format string, args ...any) {
 	})
 }
 
-// Translate turns resources into the IR. The result is never nil; the error
-// lists every object that could not be translated (those objects are left out
-// of the result, so the rest still works).
-func Translate(res *Resources) (*ir.Config, error) {
+// Result is what Translate produces: the IR and the Rego modules generated
+// from the objects (compiled CEL rules), by bundle path.
+type Result struct {
+	Config  *ir.Config
+	Modules map[string]string
+}
+
+// Translate turns resources into the IR and generated modules. The result is
+// never nil; the error lists every object that could not be translated (those
+// objects are left out of the result, so the rest still works).
+func Translate(res *Resources) (*Result, error) {
 	t := &translator{
 		res:      res,
 		gateways: map[string]*gwv1.Gateway{},
@@ -89,7 +96,9 @@ func Translate(res *Resources) (*ir.Config, error) {
 		Routes:   map[string]*ir.Route{},
 		Backends: map[string]*ir.Backend{},
 		Authn:    map[string]*ir.Authn{},
+		Authz:    map[string]*ir.Authz{},
 	}
+	out := &Result{Config: cfg, Modules: map[string]string{}}
 	for _, g := range res.Gateways {
 		t.gateways[key(g.Namespace, g.Name)] = g
 	}
@@ -105,7 +114,7 @@ func Translate(res *Resources) (*ir.Config, error) {
 			t.backends[be.Key] = b
 		}
 	}
-	attach := t.policies(cfg)
+	attach := t.policies(cfg, out.Modules)
 	for _, g := range sortedGateways(res.Gateways) {
 		cfg.Listeners = append(cfg.Listeners, t.listeners(g)...)
 	}
@@ -115,7 +124,7 @@ func Translate(res *Resources) (*ir.Config, error) {
 	for i := range cfg.Listeners {
 		sortMatches(cfg.Listeners[i].Matches)
 	}
-	return cfg, errors.Join(t.errs...)
+	return out, errors.Join(t.errs...)
 }
 
 func key(ns, name string) string { return ns + "/" + name }

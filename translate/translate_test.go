@@ -19,8 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // golden is what a case produces: the IR and the error messages.
 type golden struct {
-	Config any      `json:"config"`
-	Errors []string `json:"errors"`
+	Config  any               `json:"config"`
+	Modules map[string]string `json:"modules,omitempty"`
+	Errors  []string          `json:"errors"`
 }
 
 // TestGolden translates every testdata/<case>.in.yaml and compares the IR and
@@ -49,27 +50,27 @@ func TestGolden(t *testing.T) {
 			for _, e := range load.Decode(filepath.Base(in), src, res) {
 				msgs = append(msgs, e.Error())
 			}
-			cfg, err := translate.Translate(res)
+			out, err := translate.Translate(res)
 			msgs = append(msgs, splitJoined(err)...)
 			sort.Strings(msgs)
-			got, err := json.MarshalIndent(golden{Config: cfg, Errors: nonNil(msgs)}, "", "  ")
+			got, err := json.MarshalIndent(golden{Config: out.Config, Modules: out.Modules, Errors: nonNil(msgs)}, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			out := filepath.Join("testdata", name+".out.json")
+			golden := filepath.Join("testdata", name+".out.json")
 			if *update {
-				if err := os.WriteFile(out, got, 0o644); err != nil {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			want, err := os.ReadFile(out)
+			want, err := os.ReadFile(golden)
 			if err != nil {
 				t.Fatalf("%v (run go test ./translate -update)", err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the translation (run go test ./translate -update and review the diff):\n%s", out, diff(string(want), string(got)))
+				t.Errorf("%s differs from the translation (run go test ./translate -update and review the diff):\n%s", golden, diff(string(want), string(got)))
 			}
 		})
 	}

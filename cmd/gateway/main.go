@@ -105,16 +105,16 @@ func (s *sourceFlags) compile(override func(*ir.Config) error) (*bundle.Bundle, 
 		return nil, fmt.Errorf("%s: Rego policy files are not supported yet (only YAML objects)", loaded.Modules[0].Path)
 	}
 	loaded.Resources.Resolve = resolve
-	cfg, err := translate.Translate(loaded.Resources)
+	res, err := translate.Translate(loaded.Resources)
 	if err != nil {
 		return nil, err
 	}
 	if override != nil {
-		if err := override(cfg); err != nil {
+		if err := override(res.Config); err != nil {
 			return nil, err
 		}
 	}
-	return translate.Bundle(cfg, nil)
+	return translate.Bundle(res, nil)
 }
 
 func hasPort(hp string) bool {

@@ -31,6 +31,10 @@ type Decision struct {
 	Reasons         []string          `json:"reasons"`
 	Headers         map[string]string `json:"headers,omitempty"`
 	RateLimit       []RateLimit       `json:"ratelimit,omitempty"`
+	// Visible answers a list decision: for each list kind ("tools",
+	// "prompts", "resources", "resource_templates"), the names (URIs) the
+	// caller may see.
+	Visible map[string]map[string]bool `json:"visible,omitempty"`
 }
 
 // JSONRPCError is the error object sent to the client in a JSON-RPC response.
@@ -117,6 +121,7 @@ var (
 	kJSONRPC, kOAuth, kRateLimit, kCode       = ast.StringTerm("jsonrpc_error"), ast.StringTerm("oauth_error"), ast.StringTerm("ratelimit"), ast.StringTerm("code")
 	kMessage, kData, kError, kDescription     = ast.StringTerm("message"), ast.StringTerm("data"), ast.StringTerm("error"), ast.StringTerm("error_description")
 	kKey, kLimit, kPeriod, kBurst             = ast.StringTerm("key"), ast.StringTerm("limit"), ast.StringTerm("period"), ast.StringTerm("burst")
+	kVisible                                  = ast.StringTerm("visible")
 )
 
 // parse reads the decision; unknown keys are ignored, wrong types fail
@@ -186,6 +191,23 @@ func parse(v ast.Value) (*Decision, error) {
 		e, _ := value(oe, kError).(ast.String)
 		desc, _ := value(oe, kDescription).(ast.String)
 		d.OAuthError = &OAuthError{Error: string(e), Description: string(desc)}
+	}
+	if vis, ok := value(m, kVisible).(ast.Object); ok {
+		d.Visible = make(map[string]map[string]bool, vis.Len())
+		vis.Foreach(func(k, v *ast.Term) {
+			kind, ok := k.Value.(ast.String)
+			arr, aok := v.Value.(*ast.Array)
+			if !ok || !aok {
+				return
+			}
+			names := make(map[string]bool, arr.Len())
+			arr.Foreach(func(t *ast.Term) {
+				if s, ok := t.Value.(ast.String); ok {
+					names[string(s)] = true
+				}
+			})
+			d.Visible[string(kind)] = names
+		})
 	}
 	if rl, ok := value(m, kRateLimit).(*ast.Array); ok {
 		for i := 0; i < rl.Len(); i++ {

@@ -60,7 +60,7 @@ func testConfig() *ir.Config {
 
 func newEvaluator(tb testing.TB, cfg *ir.Config, user map[string]string) *Evaluator {
 	tb.Helper()
-	b, err := translate.Bundle(cfg, user)
+	b, err := translate.Bundle(&translate.Result{Config: cfg}, user)
 	require.NoError(tb, err)
 	ev, err := New(context.Background(), b)
 	require.NoError(tb, err)
@@ -196,8 +196,9 @@ func TestDecide(t *testing.T) {
 func TestDecideQuickstart(t *testing.T) {
 	res, err := load.Files([]string{filepath.Join("..", "..", "examples", "quickstart")})
 	require.NoError(t, err)
-	cfg, err := translate.Translate(res.Resources)
+	out, err := translate.Translate(res.Resources)
 	require.NoError(t, err)
+	cfg := out.Config
 	require.Len(t, cfg.Routes, 1)
 	var key string
 	for k := range cfg.Routes {
@@ -275,7 +276,7 @@ decision := "allow" if input.jwt.present == false
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := translate.Bundle(testConfig(), map[string]string{"mcpgate/user/x.rego": tt.module})
+			b, err := translate.Bundle(&translate.Result{Config: testConfig()}, map[string]string{"mcpgate/user/x.rego": tt.module})
 			if err != nil {
 				// Refusing the bundle outright is fail-closed too.
 				t.Logf("bundle refused: %v", err)

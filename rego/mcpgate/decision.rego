@@ -3,11 +3,13 @@
 # description: |
 #   The one question the gateway asks for every MCP message. The answer is a
 #   single object (see docs/input.md): Go enforces it and never re-decides.
-#   Order of checks: route known, then authentication; authorization and rate
-#   limits join here as they are added.
+#   Order of checks: route known, authentication, authorization; rate limits
+#   join here. For list results (input.phase == "list") the answer says which
+#   items the caller may see.
 package mcpgate
 
 import data.mcpgate.authn
+import data.mcpgate.authz
 
 # The route the listener matched. Undefined for a route the active bundle
 # does not know (the gateway and the bundle disagree): that denies.
@@ -15,8 +17,12 @@ route := data.mcpgate.config.routes[input.route.key]
 
 decision := unknown_route if {
 	not route
+} else := list_result if {
+	input.phase == "list"
 } else := authn.challenge if {
 	authn.reject
+} else := authz.denial if {
+	count(authz.deny) > 0
 } else := allowed
 
 allowed := {
@@ -25,6 +31,15 @@ allowed := {
 	"reasons": [],
 	"headers": {},
 	"ratelimit": [],
+}
+
+list_result := {
+	"allow": true,
+	"http_status": 200,
+	"reasons": [],
+	"headers": {},
+	"ratelimit": [],
+	"visible": authz.visible,
 }
 
 unknown_route := {

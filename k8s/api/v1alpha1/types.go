@@ -124,8 +124,31 @@ type BackendFull struct {
 
 // BackendMCP holds MCP-specific backend policies.
 type BackendMCP struct {
+	Authorization  *Authorization     `json:"authorization,omitempty"`
 	Authentication *MCPAuthentication `json:"authentication,omitempty"`
 }
+
+// Authorization is one set of CEL rules with one action. Each expression is
+// a rule of its own (as agentgateway's controller translates them).
+type Authorization struct {
+	Policy AuthorizationPolicy       `json:"policy"`
+	Action AuthorizationPolicyAction `json:"action,omitempty"`
+}
+
+// AuthorizationPolicy lists the CEL expressions.
+type AuthorizationPolicy struct {
+	MatchExpressions []string `json:"matchExpressions"`
+}
+
+// AuthorizationPolicyAction is Allow (default), Deny or Require.
+type AuthorizationPolicyAction string
+
+// Authorization actions.
+const (
+	ActionAllow   AuthorizationPolicyAction = "Allow"
+	ActionDeny    AuthorizationPolicyAction = "Deny"
+	ActionRequire AuthorizationPolicyAction = "Require"
+)
 
 // JWTAuthenticationMode is Strict (default), Optional or Permissive.
 type JWTAuthenticationMode string

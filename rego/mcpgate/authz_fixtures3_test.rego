@@ -1,0 +1,3 @@
+package mcpgate.generated.t_require
+
+r0 if input.jwt.claims.sub

@@ -1,0 +1,15 @@
+# Stand-ins for generated modules (package mcpgate.generated.<policy>), used
+# by authz_test.rego. The list rules (l*) are the approximations translate
+# would compile: Allow over-approximates, Deny under-approximates.
+package mcpgate.generated.t_allow
+
+r0 if input.mcp.tool.name == "echo"
+
+r1 if "admins" in input.jwt.claims.groups
+
+r2 if {
+	input.mcp.tool.name == "get-sum"
+	input.mcp.tool.arguments.a < 100
+}
+
+l2 if input.mcp.tool.name == "get-sum"

@@ -1,0 +1,66 @@
+package translate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/mcpgate/mcpgate/ir"
+	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
+	"github.com/mcpgate/mcpgate/translate/cel"
+)
+
+// GeneratedPath is where the module compiled from one policy's CEL rules
+// lives in the bundle.
+func GeneratedPath(pkg string) string { return "mcpgate/generated/" + pkg + ".rego" }
+
+// authz compiles backend.mcp.authorization: every matchExpression becomes
+// its own rule (as agentgateway's controller translates them), compiled from
+// CEL to Rego. An expression that cannot be compiled is an error naming the
+// expression and the column; it never becomes a rule that silently denies.
+func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]string) (az *ir.Authz, set, ok bool) {
+	if p.Spec.Backend == nil || p.Spec.Backend.MCP == nil || p.Spec.Backend.MCP.Authorization == nil {
+		return nil, false, true
+	}
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	field := "spec.backend.mcp.authorization"
+	a := p.Spec.Backend.MCP.Authorization
+	action := string(orDefault(a.Action, v1alpha1.ActionAllow))
+	ok = t.enum(kind, ns, name, field+".action", action, "Allow", "Deny", "Require")
+	if len(a.Policy.MatchExpressions) == 0 {
+		t.fail(kind, ns, name, field+".policy.matchExpressions", "at least one expression is required")
+		return nil, true, false
+	}
+	sum := sha256.Sum256([]byte(key(ns, name)))
+	az = &ir.Authz{Key: key(ns, name), Package: "p_" + hex.EncodeToString(sum[:8])}
+	rules := map[string]*cel.Rule{}
+	for i, expr := range a.Policy.MatchExpressions {
+		r, err := cel.Compile(expr)
+		if err != nil {
+			t.fail(kind, ns, name, fmt.Sprintf("%s.policy.matchExpressions[%d]", field, i), "%v (in %q)", err, clip(expr))
+			ok = false
+			continue
+		}
+		rn := fmt.Sprintf("r%d", i)
+		rules[rn] = r
+		az.Rules = append(az.Rules, ir.AuthzRule{Action: action, Expression: expr, Rule: rn, ListRule: rn, UsesArguments: r.UsesArguments})
+	}
+	if !ok {
+		return nil, true, false
+	}
+	text, err := cel.Module(az.Package, rules)
+	if err != nil {
+		t.fail(kind, ns, name, field, "generating Rego: %v", err)
+		return nil, true, false
+	}
+	modules[GeneratedPath(az.Package)] = text
+	modules[cel.PreludePath] = cel.Prelude
+	return az, true, true
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}

@@ -1,0 +1,10 @@
+# uses_arguments: false
+# refs: input.jwt.claims.groups
+package mcpgate.generated.golden
+
+import data.mcpgate.cel
+
+r0 if {
+	some g_1 in cel.iterable(input.jwt.claims.groups)
+	g_1 == "mcp-users"
+}

@@ -1,0 +1,10 @@
+# uses_arguments: false
+# refs: input.jwt.claims.groups
+package mcpgate.generated.golden
+
+import data.mcpgate.cel
+
+r0 if {
+	l2 := cel.iterable(input.jwt.claims.groups)
+	cel.equals(cel.map_filter([[[v3 | v3 := startswith(g_1, "team-")], [v4 | v4 := concat("", [g_1, "!"])]] | some g_1 in l2]), ["team-a!"])
+}

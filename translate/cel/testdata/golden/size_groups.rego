@@ -1,0 +1,7 @@
+# uses_arguments: false
+# refs: input.jwt.claims.groups
+package mcpgate.generated.golden
+
+import data.mcpgate.cel
+
+r0 if count(input.jwt.claims.groups) > 0

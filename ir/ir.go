@@ -18,6 +18,7 @@ type Config struct {
 	Backends  map[string]*Backend `json:"backends"` // by "ns/name"
 	Authn     map[string]*Authn   `json:"authn"`    // by policy key "ns/name"
 	Authz     map[string]*Authz   `json:"authz"`    // by policy key "ns/name"
+	User      map[string]*User    `json:"user"`     // by package name (data.mcpgate.user.<name>)
 }
 
 // Listener is one port a Gateway listens on, with the path matches of the
@@ -45,6 +46,7 @@ type Route struct {
 	Matches []PathMatch `json:"matches"`
 	Backend string      `json:"backend"`         // backend key
 	Authz   []string    `json:"authz"`           // authz policy keys attached at any level
+	User    []string    `json:"user"`            // user Rego packages that apply
 	Authn   string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
 }
 
@@ -101,4 +103,15 @@ type AuthzRule struct {
 	Rule          string `json:"rule"`
 	ListRule      string `json:"list_rule"` // decides list results; == Rule unless the expression reads the arguments
 	UsesArguments bool   `json:"uses_arguments"`
+}
+
+// User is one user-written Rego module, package mcpgate.user.<Name>, and
+// which of the contract's rules it defines.
+type User struct {
+	Name      string `json:"name"`
+	Source    string `json:"source"`
+	Allow     bool   `json:"allow"`
+	Deny      bool   `json:"deny"`
+	RateLimit bool   `json:"ratelimit"`
+	Status    bool   `json:"http_status"` // defines http_status for its denials
 }

@@ -22,16 +22,34 @@ const defaultJWKSCache = 5 * time.Minute
 // Keys: "HTTPRoute ns/name", "HTTPRoute ns/name/section",
 // "AgentgatewayBackend ns/name", "Gateway ns/name".
 type attachments struct {
-	authn map[string]string   // target -> authn policy key
-	authz map[string][]string // target -> authz policy keys, in name order
+	authn      map[string]string   // target -> authn policy key
+	authz      map[string][]string // target -> authz policy keys, in name order
+	user       map[string][]string // target -> user Rego package names
+	globalUser []string            // user Rego packages that apply everywhere
 }
 
 // authzFor merges the authorization policies of every level: the Gateway,
 // the backend, the route and the route rule. Rules of all levels combine as
 // one set (see rego/mcpgate/authz.rego).
 func (a *attachments) authzFor(route, section, backend, gateway string) []string {
+	return merged(a.authz, route, section, backend, gateway, nil)
+}
+
+// userFor lists the user Rego modules of a route: the global ones (files
+// next to the YAML), then those attached at any level.
+func (a *attachments) userFor(route, section, backend, gateway string) []string {
+	return merged(a.user, route, section, backend, gateway, a.globalUser)
+}
+
+func merged(m map[string][]string, route, section, backend, gateway string, first []string) []string {
 	out := []string{}
 	seen := map[string]bool{}
+	for _, p := range first {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
 	for _, k := range []string{
 		"Gateway " + gateway,
 		"AgentgatewayBackend " + backend,
@@ -41,7 +59,7 @@ func (a *attachments) authzFor(route, section, backend, gateway string) []string
 		if strings.HasSuffix(k, "/") {
 			continue
 		}
-		for _, p := range a.authz[k] {
+		for _, p := range m[k] {
 			if !seen[p] {
 				seen[p] = true
 				out = append(out, p)
@@ -72,7 +90,7 @@ func (a *attachments) authnFor(route, section, backend, gateway string) string {
 }
 
 func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attachments {
-	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}}
+	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}, user: map[string][]string{}}
 	owner := map[string]string{} // target -> policy that claimed its authentication, for conflicts
 	pols := append([]*v1alpha1.AgentgatewayPolicy(nil), t.res.Policies...)
 	sort.Slice(pols, func(i, j int) bool {
@@ -81,13 +99,15 @@ func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attach
 	for _, p := range pols {
 		kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
 		pkey := key(ns, name)
-		targets, ok := t.targetRefs(p)
-		if !ok {
-			continue
-		}
+		// Validate everything before giving up on the policy: every problem
+		// is reported at once.
+		targets, targetsOK := t.targetRefs(kind, ns, name, p.Spec.TargetRefs)
 		an, authnSet, authnOK := t.authn(p)
 		az, authzSet, authzOK := t.authz(p, modules)
-		if !authnOK || !authzOK {
+		if !targetsOK || !authnOK || !authzOK {
+			if authzSet && az != nil {
+				delete(modules, GeneratedPath(az.Package))
+			}
 			continue
 		}
 		if !authnSet && !authzSet {
@@ -121,16 +141,16 @@ func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attach
 	return at
 }
 
-// targetRefs validates spec.targetRefs and returns attachment keys.
-func (t *translator) targetRefs(p *v1alpha1.AgentgatewayPolicy) ([]string, bool) {
-	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
-	if len(p.Spec.TargetRefs) == 0 {
+// targetRefs validates a policy's spec.targetRefs and returns attachment
+// keys.
+func (t *translator) targetRefs(kind, ns, name string, refs []v1alpha1.LocalPolicyTargetReferenceWithSectionName) ([]string, bool) {
+	if len(refs) == 0 {
 		t.fail(kind, ns, name, "spec.targetRefs", "at least one targetRef is required")
 		return nil, false
 	}
 	var out []string
 	ok := true
-	for i, r := range p.Spec.TargetRefs {
+	for i, r := range refs {
 		field := fmt.Sprintf("spec.targetRefs[%d]", i)
 		k := key(ns, string(r.Name))
 		var exists bool

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	mcpv1 "github.com/mcpgate/mcpgate/k8s/api/mcpgate/v1alpha1"
 	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
 )
 
@@ -15,6 +16,11 @@ type Resources struct {
 	Backends   []*v1alpha1.AgentgatewayBackend
 	Policies   []*v1alpha1.AgentgatewayPolicy
 	Services   []*corev1.Service
+	// RegoPolicies carry user Rego modules attached through targetRefs.
+	RegoPolicies []*mcpv1.MCPRegoPolicy
+	// Modules are user Rego modules that apply to every route (standalone:
+	// the .rego files next to the YAML).
+	Modules []Module
 
 	// Resolve maps "host:port" to the "host:port" to dial instead. Keys for
 	// Services are "name.namespace:port"; standalone, this is how a backendRef
@@ -24,6 +30,12 @@ type Resources struct {
 	// Sources maps an object ("Kind ns/name") to where it came from (a file
 	// and document), so errors can name it.
 	Sources map[string]string
+}
+
+// Module is one user Rego module and where it came from.
+type Module struct {
+	Source string // file path (or "Kind ns/name modules[i]")
+	Text   string
 }
 
 // ObjectID names an object in errors and in Sources: "Kind ns/name".

@@ -98,6 +98,7 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 			Backend: bkey,
 			Authn:   at.authnFor(key(ns, name), section, bkey, gkey),
 			Authz:   at.authzFor(key(ns, name), section, bkey, gkey),
+			User:    at.userFor(key(ns, name), section, bkey, gkey),
 		}
 		cfg.Routes[rt.Key] = rt
 		for _, l := range listeners {

@@ -97,6 +97,7 @@ func Translate(res *Resources) (*Result, error) {
 		Backends: map[string]*ir.Backend{},
 		Authn:    map[string]*ir.Authn{},
 		Authz:    map[string]*ir.Authz{},
+		User:     map[string]*ir.User{},
 	}
 	out := &Result{Config: cfg, Modules: map[string]string{}}
 	for _, g := range res.Gateways {
@@ -115,6 +116,7 @@ func Translate(res *Resources) (*Result, error) {
 		}
 	}
 	attach := t.policies(cfg, out.Modules)
+	t.userModules(cfg, out.Modules, attach)
 	for _, g := range sortedGateways(res.Gateways) {
 		cfg.Listeners = append(cfg.Listeners, t.listeners(g)...)
 	}

@@ -35,6 +35,7 @@ Usage:
   gateway run -f PATH [-f PATH...] [flags]     serve the configuration in PATH (YAML files or directories)
   gateway run --bundle bundle.tar.gz [flags]   serve a compiled bundle
   gateway bundle -f PATH [-f PATH...] -o FILE  compile the configuration into an OPA bundle
+  gateway test -f PATH [--coverage] TESTS...   run Rego tests (*_test.rego) against the compiled configuration
   gateway version                              print the version
 
 Run 'gateway COMMAND -h' for the flags of a command.
@@ -51,6 +52,8 @@ func main() {
 		err = run(os.Args[2:])
 	case "bundle":
 		err = buildBundle(os.Args[2:], os.Stdout)
+	case "test":
+		err = testPolicies(os.Args[2:], os.Stdout)
 	case "version", "--version", "-version":
 		fmt.Println("mcpgate", version)
 	case "help", "-h", "--help":
@@ -80,7 +83,7 @@ type sourceFlags struct {
 }
 
 func (s *sourceFlags) register(fs *flag.FlagSet) {
-	fs.Var(&s.files, "f", "YAML file or directory of *.yaml/*.yml files (repeatable)")
+	fs.Var(&s.files, "f", "YAML or Rego file, or a directory of *.yaml, *.yml and *.rego files (repeatable)")
 	fs.Var(&s.resolve, "resolve", "HOST:PORT=ADDR:PORT: dial ADDR:PORT for a Service (NAME.NAMESPACE:PORT) or a host (repeatable)")
 }
 
@@ -100,9 +103,6 @@ func (s *sourceFlags) compile(override func(*ir.Config) error) (*bundle.Bundle, 
 	loaded, err := load.Files(s.files)
 	if err != nil {
 		return nil, err
-	}
-	if len(loaded.Modules) > 0 {
-		return nil, fmt.Errorf("%s: Rego policy files are not supported yet (only YAML objects)", loaded.Modules[0].Path)
 	}
 	loaded.Resources.Resolve = resolve
 	res, err := translate.Translate(loaded.Resources)

@@ -22,6 +22,7 @@ import (
 	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	mcpv1 "github.com/mcpgate/mcpgate/k8s/api/mcpgate/v1alpha1"
 	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
 	"github.com/mcpgate/mcpgate/translate"
 )
@@ -63,6 +64,7 @@ func Files(paths []string) (*Result, error) {
 			}
 			if strings.HasSuffix(f, ".rego") {
 				res.Modules = append(res.Modules, Module{Path: f, Text: string(b)})
+				res.Resources.Modules = append(res.Resources.Modules, translate.Module{Source: f, Text: string(b)})
 				continue
 			}
 			errs = append(errs, Decode(f, b, res.Resources)...)
@@ -88,6 +90,9 @@ func expand(p string) ([]string, error) {
 		n := e.Name()
 		if e.IsDir() || strings.HasPrefix(n, ".") {
 			continue
+		}
+		if strings.HasSuffix(n, "_test.rego") {
+			continue // policy tests, for `gateway test`, not policy
 		}
 		switch filepath.Ext(n) {
 		case ".yaml", ".yml", ".rego":
@@ -182,6 +187,10 @@ func decodeDoc(where string, chunk []byte, res *translate.Resources) error {
 		o := &v1alpha1.AgentgatewayPolicy{}
 		obj = o
 		add = func() { o.Namespace = ns; res.Policies = append(res.Policies, o) }
+	case "mcpgate.dev/v1alpha1 MCPRegoPolicy":
+		o := &mcpv1.MCPRegoPolicy{}
+		obj = o
+		add = func() { o.Namespace = ns; res.RegoPolicies = append(res.RegoPolicies, o) }
 	case "v1 Service":
 		o := &corev1.Service{}
 		obj = o
@@ -191,7 +200,7 @@ func decodeDoc(where string, chunk []byte, res *translate.Resources) error {
 		// they carry nothing the gateway needs.
 		return nil
 	default:
-		return fmt.Errorf("%w: %s: unsupported apiVersion/kind %q %q (supported: gateway.networking.k8s.io/v1 Gateway, HTTPRoute, GatewayClass; agentgateway.dev/v1alpha1 AgentgatewayBackend, AgentgatewayPolicy; v1 Service, Namespace)",
+		return fmt.Errorf("%w: %s: unsupported apiVersion/kind %q %q (supported: gateway.networking.k8s.io/v1 Gateway, HTTPRoute, GatewayClass; agentgateway.dev/v1alpha1 AgentgatewayBackend, AgentgatewayPolicy; mcpgate.dev/v1alpha1 MCPRegoPolicy; v1 Service, Namespace)",
 			ErrInvalid, where, h.APIVersion, h.Kind)
 	}
 	strict, err := k8sjson.UnmarshalStrict(js, obj)

@@ -22,9 +22,24 @@ rules := [[p, i, r] |
 	some i, r in config.authz[p].rules
 ]
 
+# The user Rego modules (package mcpgate.user.<name>) that apply here.
+user_modules := config.routes[input.route.key].user
+
 has_allow_rules if {
 	some [_, _, r] in rules
 	r.action == "Allow"
+}
+
+has_allow_rules if {
+	some u in user_modules
+	config.user[u].allow
+}
+
+# A user module's deny set refuses, whatever the method; entries are reasons.
+user_denied := {sprintf("mcpgate.user.%s: %v", [u, [d]]) |
+	some u in user_modules
+	config.user[u].deny
+	some d in data.mcpgate.user[u].deny
 }
 
 item_methods := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe"}
@@ -49,9 +64,15 @@ any_allow_hit(list) if {
 	hit(p, r, list)
 }
 
+any_allow_hit(_) if {
+	some u in user_modules
+	config.user[u].allow
+	data.mcpgate.user[u].allow == true
+}
+
 # refusals(list) is the set of reasons the item in input.mcp is refused;
 # empty when it is permitted.
-refusals(list) := (denied(list) | unmet(list)) | unallowed(list)
+refusals(list) := ((denied(list) | unmet(list)) | unallowed(list)) | user_denied
 
 denied(list) := {sprintf("%s rule %d (Deny) matched: %s", [p, i, r.expression]) |
 	some [p, i, r] in rules
@@ -70,21 +91,45 @@ unallowed(list) := {"no Allow rule matched"} if {
 	not any_allow_hit(list)
 } else := set()
 
-# deny is the set of reasons to refuse the current message.
+# deny is the set of reasons to refuse the current message: every rule for
+# a message naming an item, user modules' deny for any message.
 deny := refusals(false) if input.mcp.method in item_methods
 
-else := set()
+else := user_denied
 
 # The refusal hides the item: agentgateway answers a denied call as if the
-# tool did not exist (JSON-RPC -32602 inside a 200).
+# tool did not exist (JSON-RPC -32602 inside a 200). Other messages are
+# refused with 403. A user module may choose the status of the denials it
+# causes (http_status), e.g. 403 instead of hiding a tool.
 denial := {
 	"allow": false,
-	"http_status": 200,
-	"jsonrpc_error": {"code": -32602, "message": unknown_message},
+	"http_status": status,
+	"jsonrpc_error": {"code": code, "message": message},
 	"reasons": sort(deny),
 	"headers": {},
 	"ratelimit": [],
 }
+
+user_status := min({s |
+	some u in user_modules
+	config.user[u].http_status
+	count({d | some d in data.mcpgate.user[u].deny}) > 0
+	s := data.mcpgate.user[u].http_status
+})
+
+status := user_status if {
+	user_status >= 400
+} else := 200 if {
+	input.mcp.method in item_methods
+} else := 403
+
+code := -32602 if status == 200
+
+else := -32600
+
+message := unknown_message if status == 200
+
+else := "request denied by policy"
 
 unknown_message := sprintf("Unknown tool: %s", [input.mcp.tool.name]) if input.mcp.method == "tools/call"
 

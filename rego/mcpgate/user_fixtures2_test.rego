@@ -1,0 +1,3 @@
+package mcpgate.user.tonly
+
+allow if input.mcp.tool.name == "echo"

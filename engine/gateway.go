@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/engine/authn"
 	"github.com/mcpgate/mcpgate/engine/policy"
+	"github.com/mcpgate/mcpgate/engine/ratelimit"
 	"github.com/mcpgate/mcpgate/ir"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// Authn tunes token verification (JWKS HTTP client, cache size...).
 	Authn authn.Options
+	// Limiter counts rate-limit descriptors; nil means an in-memory limiter.
+	Limiter *ratelimit.Limiter
+	// RateLimitFailOpen admits requests when the limiter's store is
+	// unavailable; by default (fail closed) they get 503.
+	RateLimitFailOpen bool
 }
 
 // Gateway serves MCP traffic for the active configuration.
@@ -71,6 +77,9 @@ func New(opts Options) *Gateway {
 			ResponseHeaderTimeout: 120 * time.Second,
 			DisableCompression:    true, // relay bytes as they come; SSE must not sit in a gzip buffer
 		}}
+	}
+	if opts.Limiter == nil {
+		opts.Limiter = ratelimit.New(ratelimit.Options{Logger: opts.Logger})
 	}
 	if opts.Authn.Logger == nil {
 		opts.Authn.Logger = opts.Logger

@@ -134,6 +134,9 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(k, v)
 		}
 	}
+	if len(d.RateLimit) > 0 && !h.admit(w, r, msg, d) {
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		h.post(w, r, msg, h.listFilter(r, msg, res))

@@ -12,13 +12,14 @@ const Version = "v1"
 
 // Config is everything one gateway needs to serve traffic.
 type Config struct {
-	Version   string              `json:"version"`
-	Listeners []Listener          `json:"listeners"`
-	Routes    map[string]*Route   `json:"routes"`   // by route key "ns/name/ruleIndex"
-	Backends  map[string]*Backend `json:"backends"` // by "ns/name"
-	Authn     map[string]*Authn   `json:"authn"`    // by policy key "ns/name"
-	Authz     map[string]*Authz   `json:"authz"`    // by policy key "ns/name"
-	User      map[string]*User    `json:"user"`     // by package name (data.mcpgate.user.<name>)
+	Version   string                      `json:"version"`
+	Listeners []Listener                  `json:"listeners"`
+	Routes    map[string]*Route           `json:"routes"`    // by route key "ns/name/ruleIndex"
+	Backends  map[string]*Backend         `json:"backends"`  // by "ns/name"
+	Authn     map[string]*Authn           `json:"authn"`     // by policy key "ns/name"
+	Authz     map[string]*Authz           `json:"authz"`     // by policy key "ns/name"
+	User      map[string]*User            `json:"user"`      // by package name (data.mcpgate.user.<name>)
+	RateLimit map[string]*RateLimitPolicy `json:"ratelimit"` // by policy key "ns/name"
 }
 
 // Listener is one port a Gateway listens on, with the path matches of the
@@ -39,15 +40,16 @@ type RouteMatch struct {
 
 // Route is one HTTPRoute rule: a set of path matches leading to one backend.
 type Route struct {
-	Key     string      `json:"key"`
-	Gateway string      `json:"gateway"`
-	Route   string      `json:"route"` // HTTPRoute "ns/name"
-	Rule    int         `json:"rule"`
-	Matches []PathMatch `json:"matches"`
-	Backend string      `json:"backend"`         // backend key
-	Authz   []string    `json:"authz"`           // authz policy keys attached at any level
-	User    []string    `json:"user"`            // user Rego packages that apply
-	Authn   string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
+	Key       string      `json:"key"`
+	Gateway   string      `json:"gateway"`
+	Route     string      `json:"route"` // HTTPRoute "ns/name"
+	Rule      int         `json:"rule"`
+	Matches   []PathMatch `json:"matches"`
+	Backend   string      `json:"backend"`         // backend key
+	Authz     []string    `json:"authz"`           // authz policy keys attached at any level
+	User      []string    `json:"user"`            // user Rego packages that apply
+	RateLimit []string    `json:"ratelimit"`       // rate-limit policy keys attached at any level
+	Authn     string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
 }
 
 // PathMatch is a Gateway API path match.
@@ -114,4 +116,18 @@ type User struct {
 	Deny      bool   `json:"deny"`
 	RateLimit bool   `json:"ratelimit"`
 	Status    bool   `json:"http_status"` // defines http_status for its denials
+}
+
+// RateLimitPolicy is one policy's rate limits: every rule must admit a
+// request. A rule keeps one counter for all the requests it applies to.
+type RateLimitPolicy struct {
+	Key   string          `json:"key"`
+	Rules []RateLimitRule `json:"rules"`
+}
+
+// RateLimitRule admits Requests+Burst requests per Seconds.
+type RateLimitRule struct {
+	Requests int `json:"requests"`
+	Burst    int `json:"burst"`
+	Seconds  int `json:"seconds"`
 }

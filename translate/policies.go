@@ -25,6 +25,7 @@ type attachments struct {
 	authn      map[string]string   // target -> authn policy key
 	authz      map[string][]string // target -> authz policy keys, in name order
 	user       map[string][]string // target -> user Rego package names
+	ratelimit  map[string][]string // target -> rate-limit policy keys
 	globalUser []string            // user Rego packages that apply everywhere
 }
 
@@ -33,6 +34,12 @@ type attachments struct {
 // one set (see rego/mcpgate/authz.rego).
 func (a *attachments) authzFor(route, section, backend, gateway string) []string {
 	return merged(a.authz, route, section, backend, gateway, nil)
+}
+
+// rateLimitFor merges the rate-limit policies of every level: each must
+// admit the request.
+func (a *attachments) rateLimitFor(route, section, backend, gateway string) []string {
+	return merged(a.ratelimit, route, section, backend, gateway, nil)
 }
 
 // userFor lists the user Rego modules of a route: the global ones (files
@@ -90,7 +97,7 @@ func (a *attachments) authnFor(route, section, backend, gateway string) string {
 }
 
 func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attachments {
-	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}, user: map[string][]string{}}
+	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}, user: map[string][]string{}, ratelimit: map[string][]string{}}
 	owner := map[string]string{} // target -> policy that claimed its authentication, for conflicts
 	pols := append([]*v1alpha1.AgentgatewayPolicy(nil), t.res.Policies...)
 	sort.Slice(pols, func(i, j int) bool {
@@ -104,15 +111,22 @@ func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attach
 		targets, targetsOK := t.targetRefs(kind, ns, name, p.Spec.TargetRefs)
 		an, authnSet, authnOK := t.authn(p)
 		az, authzSet, authzOK := t.authz(p, modules)
-		if !targetsOK || !authnOK || !authzOK {
+		rl, rlSet, rlOK := t.rateLimit(p)
+		if !targetsOK || !authnOK || !authzOK || !rlOK {
 			if authzSet && az != nil {
 				delete(modules, GeneratedPath(az.Package))
 			}
 			continue
 		}
-		if !authnSet && !authzSet {
-			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication, backend.mcp.authorization or traffic.jwtAuthentication")
+		if !authnSet && !authzSet && !rlSet {
+			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication, backend.mcp.authorization, traffic.jwtAuthentication or traffic.rateLimit")
 			continue
+		}
+		if rlSet {
+			cfg.RateLimit[pkey] = rl
+			for _, tg := range targets {
+				at.ratelimit[tg] = append(at.ratelimit[tg], pkey)
+			}
 		}
 		if authnSet {
 			conflict := false

@@ -90,15 +90,16 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 			section = string(*rule.Name)
 		}
 		rt := &ir.Route{
-			Key:     fmt.Sprintf("%s/%s/%d", ns, name, i),
-			Gateway: gkey,
-			Route:   key(ns, name),
-			Rule:    i,
-			Matches: matches,
-			Backend: bkey,
-			Authn:   at.authnFor(key(ns, name), section, bkey, gkey),
-			Authz:   at.authzFor(key(ns, name), section, bkey, gkey),
-			User:    at.userFor(key(ns, name), section, bkey, gkey),
+			Key:       fmt.Sprintf("%s/%s/%d", ns, name, i),
+			Gateway:   gkey,
+			Route:     key(ns, name),
+			Rule:      i,
+			Matches:   matches,
+			Backend:   bkey,
+			Authn:     at.authnFor(key(ns, name), section, bkey, gkey),
+			Authz:     at.authzFor(key(ns, name), section, bkey, gkey),
+			User:      at.userFor(key(ns, name), section, bkey, gkey),
+			RateLimit: at.rateLimitFor(key(ns, name), section, bkey, gkey),
 		}
 		cfg.Routes[rt.Key] = rt
 		for _, l := range listeners {

@@ -92,12 +92,13 @@ func Translate(res *Resources) (*Result, error) {
 		t.res.Sources = map[string]string{}
 	}
 	cfg := &ir.Config{
-		Version:  ir.Version,
-		Routes:   map[string]*ir.Route{},
-		Backends: map[string]*ir.Backend{},
-		Authn:    map[string]*ir.Authn{},
-		Authz:    map[string]*ir.Authz{},
-		User:     map[string]*ir.User{},
+		Version:   ir.Version,
+		Routes:    map[string]*ir.Route{},
+		Backends:  map[string]*ir.Backend{},
+		Authn:     map[string]*ir.Authn{},
+		Authz:     map[string]*ir.Authz{},
+		User:      map[string]*ir.User{},
+		RateLimit: map[string]*ir.RateLimitPolicy{},
 	}
 	out := &Result{Config: cfg, Modules: map[string]string{}}
 	for _, g := range res.Gateways {

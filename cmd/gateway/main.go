@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/engine"
+	"github.com/mcpgate/mcpgate/engine/ratelimit"
 	"github.com/mcpgate/mcpgate/ir"
 	"github.com/mcpgate/mcpgate/k8s/load"
 	"github.com/mcpgate/mcpgate/translate"
@@ -166,6 +167,8 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	redisAddr := fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
+	failureMode := fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -204,7 +207,12 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody})
+	if *failureMode != "FailClosed" && *failureMode != "FailOpen" {
+		return fmt.Errorf("--ratelimit-failure-mode %q: want FailClosed or FailOpen", *failureMode)
+	}
+	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *redisAddr, Logger: log})
+	defer limiter.Close()
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen"})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}

@@ -3,13 +3,15 @@
 # description: |
 #   The one question the gateway asks for every MCP message. The answer is a
 #   single object (see docs/input.md): Go enforces it and never re-decides.
-#   Order of checks: route known, authentication, authorization; rate limits
-#   join here. For list results (input.phase == "list") the answer says which
+#   Order of checks: route known, authentication, authorization, then the
+#   rate-limit descriptors of an allowed request (counted by Go), so
+#   anonymous or refused traffic never drains anyone's budget. For list results (input.phase == "list") the answer says which
 #   items the caller may see.
 package mcpgate
 
 import data.mcpgate.authn
 import data.mcpgate.authz
+import data.mcpgate.ratelimit
 
 # The route the listener matched. Undefined for a route the active bundle
 # does not know (the gateway and the bundle disagree): that denies.
@@ -30,7 +32,7 @@ allowed := {
 	"http_status": 200,
 	"reasons": [],
 	"headers": {},
-	"ratelimit": [],
+	"ratelimit": ratelimit.descriptors,
 }
 
 list_result := {

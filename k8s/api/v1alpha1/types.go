@@ -115,7 +115,23 @@ type LocalPolicyTargetReferenceWithSectionName struct {
 // Traffic holds route-level traffic policies.
 type Traffic struct {
 	JWTAuthentication *JWTAuthentication `json:"jwtAuthentication,omitempty"`
+	RateLimit         *RateLimits        `json:"rateLimit,omitempty"`
 }
+
+// RateLimits holds rate limits; mcpgate implements the local form.
+type RateLimits struct {
+	Local []LocalRateLimit `json:"local,omitempty"`
+}
+
+// LocalRateLimit admits requests+burst requests per unit.
+type LocalRateLimit struct {
+	Requests *int32             `json:"requests,omitempty"`
+	Unit     LocalRateLimitUnit `json:"unit"`
+	Burst    *int32             `json:"burst,omitempty"`
+}
+
+// LocalRateLimitUnit is Seconds, Minutes or Hours.
+type LocalRateLimitUnit string
 
 // BackendFull holds backend-level policies.
 type BackendFull struct {

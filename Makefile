@@ -31,13 +31,15 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: bundle-check
-bundle-check: build ## the compiled quickstart bundle passes `opa test` and loads in `opa eval -b`
+bundle-check: build ## compiled example bundles pass `opa test` (library and user tests) and load in `opa eval -b`
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(BIN)/gateway bundle -f examples/quickstart -o $$tmp/bundle.tar.gz && \
 	$(GO) tool opa test $$tmp/bundle.tar.gz $(wildcard rego/mcpgate/*_test.rego) && \
 	$(GO) tool opa eval --fail -b $$tmp/bundle.tar.gz -f raw \
 	  -i tests/testdata/walkthrough-input.json 'data.mcpgate.decision.http_status' | grep -qx 401 && \
-	echo "bundle-check: opa test and opa eval -b pass on the quickstart bundle"
+	$(BIN)/gateway bundle -f examples/authorization -o $$tmp/authz.tar.gz && \
+	$(GO) tool opa test $$tmp/authz.tar.gz examples/authorization/tests && \
+	echo "bundle-check: opa test and opa eval -b pass on the quickstart and authorization bundles"
 
 .PHONY: unit
 unit: ## unit tests (no external components)

@@ -139,9 +139,9 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
-		h.post(w, r, msg, h.listFilter(r, msg, res))
+		h.post(w, r, msg, h.responseFilter(r, res))
 	case http.MethodGet:
-		h.stream(w, r)
+		h.stream(w, r, h.responseFilter(r, res))
 	case http.MethodDelete:
 		h.deleteSession(w, r)
 	}

@@ -121,6 +121,14 @@ func mcpTerm(r *http.Request, target string, msg *mcp.Message) *ast.Term {
 		}
 		items = append(items, ast.Item(kPrompt, ast.ObjectTerm(
 			ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args))))
+	case "completion/complete":
+		if msg.RefType == "ref/prompt" {
+			items = append(items, ast.Item(kPrompt, ast.ObjectTerm(
+				ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, vEmptyObject))))
+		} else {
+			items = append(items, ast.Item(kResource, ast.ObjectTerm(
+				ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt))))
+		}
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		items = append(items, ast.Item(kResource, ast.ObjectTerm(
 			ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt))))

@@ -14,19 +14,25 @@ import (
 	"github.com/mcpgate/mcpgate/engine/mcp"
 )
 
-// listKind describes one MCP list method: where its items are in the
-// result, which field identifies an item, and what the policy calls it.
+// listKind describes one kind of MCP list result: where its items are in
+// the result, which field identifies an item, what the policy calls it, and
+// the method that asks for it.
 type listKind struct {
 	resultKey string // key in the result object: "tools", "resourceTemplates"…
 	idField   string // "name", "uri", "uriTemplate"
 	policyKey string // key in input.mcp.list and decision.visible
+	method    string
 }
 
-var listKinds = map[string]listKind{
-	"tools/list":               {"tools", "name", "tools"},
-	"prompts/list":             {"prompts", "name", "prompts"},
-	"resources/list":           {"resources", "uri", "resources"},
-	"resources/templates/list": {"resourceTemplates", "uriTemplate", "resource_templates"},
+// listKinds are recognised by the shape of a result, not by the request
+// that asked for it: a list result is filtered wherever it appears — in the
+// answer to a POST, on the GET stream, or replayed after Last-Event-ID —
+// and whatever id the upstream gave it.
+var listKinds = []listKind{
+	{"tools", "name", "tools", "tools/list"},
+	{"prompts", "name", "prompts", "prompts/list"},
+	{"resources", "uri", "resources", "resources/list"},
+	{"resourceTemplates", "uriTemplate", "resource_templates", "resources/templates/list"},
 }
 
 // listItem is what the policy sees of one list item. It is decoded with
@@ -40,85 +46,102 @@ type listItem struct {
 	Annotations jsontext.Value `json:"annotations"`
 }
 
-// listFilter returns the rewrite for a list response: one policy decision
-// for the whole list, then only the visible items are kept. Anything that is
-// not a successful result of the expected shape passes unchanged, except
-// that a result whose items cannot be read is refused rather than shown
-// unfiltered.
-func (h *routeHandler) listFilter(r *http.Request, msg *mcp.Message, res authn.Result) func([]byte) ([]byte, error) {
-	kind, ok := listKinds[msg.Method]
-	if !ok || len(h.route.Authz) == 0 {
+// responseFilter returns the rewrite for the upstream's messages on a route
+// with authorization rules (nil without): a successful result holding a list
+// keeps only the items the caller may see, decided by one policy evaluation
+// per list. Other messages pass unchanged; a list whose items cannot be read
+// is refused rather than shown unfiltered.
+func (h *routeHandler) responseFilter(r *http.Request, res authn.Result) rewriteFunc {
+	if len(h.route.Authz) == 0 && len(h.route.User) == 0 {
 		return nil
 	}
 	return func(data []byte) ([]byte, error) {
+		if !bytes.Contains(data, []byte(`"result"`)) {
+			return data, nil // not a result: notifications, requests, errors
+		}
 		var env map[string]json.RawMessage
 		if err := jsonv2.Unmarshal(data, &env); err != nil {
-			return nil, fmt.Errorf("list response is not a JSON object: %w", err)
+			return nil, fmt.Errorf("upstream message is not a JSON object: %w", err)
 		}
 		rawResult, ok := env["result"]
 		if !ok {
-			return data, nil // an error response: nothing to filter
+			return data, nil
 		}
 		var result map[string]json.RawMessage
 		if err := jsonv2.Unmarshal(rawResult, &result); err != nil {
-			return nil, fmt.Errorf("list result is not an object: %w", err)
+			// MCP results are objects; one that is not cannot be judged.
+			return nil, fmt.Errorf("upstream result is not an object: %w", err)
 		}
-		rawItems, ok := result[kind.resultKey]
-		if !ok {
-			return data, nil
-		}
-		var items []jsontext.Value
-		if err := jsonv2.Unmarshal(rawItems, &items); err != nil {
-			return nil, fmt.Errorf("list result %s is not an array: %w", kind.resultKey, err)
-		}
-		ids := make([]string, len(items))
-		terms := make([]*ast.Term, len(items))
-		target := ast.StringTerm(h.target.Name)
-		for i, raw := range items {
-			var it listItem
-			if err := jsonv2.Unmarshal(raw, &it, jsonv2.RejectUnknownMembers(false)); err != nil {
-				return nil, fmt.Errorf("list item %d: %w", i, err)
+		for _, kind := range listKinds {
+			rawItems, ok := result[kind.resultKey]
+			if !ok {
+				continue
 			}
-			kv := [][2]*ast.Term{ast.Item(kTarget, target)}
-			switch kind.idField {
-			case "name":
-				ids[i] = it.Name
-				kv = append(kv, ast.Item(kName, ast.StringTerm(it.Name)))
-			case "uri":
-				ids[i] = it.URI
-				kv = append(kv, ast.Item(kURI, ast.StringTerm(it.URI)), ast.Item(kName, ast.StringTerm(it.Name)))
-			case "uriTemplate":
-				ids[i] = it.URITemplate
-				kv = append(kv, ast.Item(kURITemplate, ast.StringTerm(it.URITemplate)), ast.Item(kName, ast.StringTerm(it.Name)))
+			filtered, err := h.filterItems(r, res, kind, rawItems)
+			if err != nil {
+				return nil, err
 			}
-			if len(it.Annotations) > 0 {
-				if v, err := ast.ValueFromReader(bytes.NewReader(it.Annotations)); err == nil {
-					kv = append(kv, ast.Item(kAnnotations, ast.NewTerm(v)))
-				}
+			if filtered == nil {
+				return data, nil // everything visible: relay the bytes as they came
 			}
-			terms[i] = ast.ObjectTerm(kv...)
-		}
-		list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
-		d, err := h.s.eval.Decide(r.Context(), buildInputPhase(r, h.term, h.target.Name, msg, res, list))
-		if err != nil {
-			return nil, err
-		}
-		visible := d.Visible[kind.policyKey]
-		kept := make([]jsontext.Value, 0, len(items))
-		for i, raw := range items {
-			if visible[ids[i]] {
-				kept = append(kept, raw)
+			result[kind.resultKey] = filtered
+			if env["result"], err = jsonv2.Marshal(result, jsonv2.Deterministic(true)); err != nil {
+				return nil, err
 			}
+			return jsonv2.Marshal(env, jsonv2.Deterministic(true))
 		}
-		if len(kept) == len(items) {
-			return data, nil
-		}
-		if result[kind.resultKey], err = jsonv2.Marshal(kept); err != nil {
-			return nil, err
-		}
-		if env["result"], err = jsonv2.Marshal(result, jsonv2.Deterministic(true)); err != nil {
-			return nil, err
-		}
-		return jsonv2.Marshal(env, jsonv2.Deterministic(true))
+		return data, nil
 	}
+}
+
+// filterItems returns the visible items of one list, or nil when all are.
+func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listKind, rawItems json.RawMessage) (json.RawMessage, error) {
+	var items []jsontext.Value
+	if err := jsonv2.Unmarshal(rawItems, &items); err != nil {
+		return nil, fmt.Errorf("list result %s is not an array: %w", kind.resultKey, err)
+	}
+	ids := make([]string, len(items))
+	terms := make([]*ast.Term, len(items))
+	target := ast.StringTerm(h.target.Name)
+	for i, raw := range items {
+		var it listItem
+		if err := jsonv2.Unmarshal(raw, &it, jsonv2.RejectUnknownMembers(false)); err != nil {
+			return nil, fmt.Errorf("list item %d: %w", i, err)
+		}
+		kv := [][2]*ast.Term{ast.Item(kTarget, target)}
+		switch kind.idField {
+		case "name":
+			ids[i] = it.Name
+			kv = append(kv, ast.Item(kName, ast.StringTerm(it.Name)))
+		case "uri":
+			ids[i] = it.URI
+			kv = append(kv, ast.Item(kURI, ast.StringTerm(it.URI)), ast.Item(kName, ast.StringTerm(it.Name)))
+		case "uriTemplate":
+			ids[i] = it.URITemplate
+			kv = append(kv, ast.Item(kURITemplate, ast.StringTerm(it.URITemplate)), ast.Item(kName, ast.StringTerm(it.Name)))
+		}
+		if len(it.Annotations) > 0 {
+			if v, err := ast.ValueFromReader(bytes.NewReader(it.Annotations)); err == nil {
+				kv = append(kv, ast.Item(kAnnotations, ast.NewTerm(v)))
+			}
+		}
+		terms[i] = ast.ObjectTerm(kv...)
+	}
+	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
+	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
+	d, err := h.s.eval.Decide(r.Context(), buildInputPhase(r, h.term, h.target.Name, asked, res, list))
+	if err != nil {
+		return nil, err
+	}
+	visible := d.Visible[kind.policyKey]
+	kept := make([]jsontext.Value, 0, len(items))
+	for i, raw := range items {
+		if visible[ids[i]] {
+			kept = append(kept, raw)
+		}
+	}
+	if len(kept) == len(items) {
+		return nil, nil
+	}
+	return jsonv2.Marshal(kept)
 }

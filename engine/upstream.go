@@ -80,12 +80,12 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 		if ct != "" {
 			hdr.Set("Content-Type", ct)
 		}
-		if rewrite != nil && resp.StatusCode == http.StatusOK {
+		if rewrite != nil {
 			body, err := io.ReadAll(io.LimitReader(resp.Body, maxEvent+1))
 			if err == nil && len(body) > maxEvent {
 				err = mcp.ErrEventTooLarge
 			}
-			if err == nil && isResponseTo(body, msg.ID) {
+			if err == nil {
 				body, err = rewrite(body)
 			}
 			if err != nil {
@@ -140,13 +140,15 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 			return
 		}
 		raw := ev.Raw
-		if rewrite != nil && isResponseTo(ev.Data, msg.ID) {
+		if rewrite != nil && len(ev.Data) > 0 {
 			data, err := rewrite(ev.Data)
 			if err != nil {
 				h.g.log.Warn("list filtering failed", "route", h.route.Key, "error", err)
-				data = mcp.ErrorResponse(msg.ID, mcp.CodeInternalError, "internal error", nil)
+				data = mcp.ErrorResponse(responseID(ev.Data), mcp.CodeInternalError, "internal error", nil)
 			}
-			raw = encodeEvent(ev, data)
+			if !bytes.Equal(data, ev.Data) {
+				raw = encodeEvent(ev, data)
+			}
 		}
 		if _, err := w.Write(raw); err != nil {
 			return
@@ -157,8 +159,9 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 	}
 }
 
-// stream relays the GET stream for server-initiated messages.
-func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request) {
+// stream relays the GET stream for server-initiated messages (and, after
+// Last-Event-ID, the replay of an earlier stream: filtered like the original).
+func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request, rewrite rewriteFunc) {
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, h.target.URL, nil)
 	if err != nil {
 		writeJSONRPCError(w, http.StatusInternalServerError, nil, mcp.CodeInternalError, "internal error", nil)
@@ -175,7 +178,7 @@ func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, nil, true, nil)
+	h.relay(w, r, resp, nil, true, rewrite)
 }
 
 // deleteSession forwards a client's session termination.
@@ -354,7 +357,18 @@ func acceptsSSE(accept string) bool {
 // rewrite: fail closed.
 func (h *routeHandler) rewriteFailed(w http.ResponseWriter, msg *mcp.Message, err error) {
 	h.g.log.Warn("list filtering failed", "route", h.route.Key, "error", err)
-	writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "internal error", nil)
+	writeJSONRPCError(w, http.StatusBadGateway, idOf(msg), mcp.CodeInternalError, "internal error", nil)
+}
+
+// responseID is the id of an upstream message, for an error in its place.
+func responseID(data []byte) jsontext.Value {
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(data, &probe) != nil || len(probe.ID) == 0 {
+		return nil
+	}
+	return jsontext.Value(probe.ID)
 }
 
 // encodeEvent re-encodes an event with new data, keeping its name and id.

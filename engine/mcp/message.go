@@ -63,6 +63,7 @@ type Message struct {
 	// Extracted for the policy: the tool, prompt or resource a message names.
 	Name            string    // params.name (tools/call, prompts/get)
 	URI             string    // params.uri (resources/read, subscribe, unsubscribe)
+	RefType         string    // params.ref.type of completion/complete: "ref/prompt" (Name) or "ref/resource" (URI)
 	Arguments       *ast.Term // params.arguments (tools/call, prompts/get); nil when absent
 	ProtocolVersion string    // params.protocolVersion (initialize)
 }
@@ -268,6 +269,37 @@ func (m *Message) extract() *Error {
 		if m.ProtocolVersion, err = str("protocolVersion"); err != nil {
 			return err
 		}
+	case "completion/complete":
+		// Completing a prompt's or a resource template's arguments reveals
+		// that it exists: the policy judges it like prompts/get or
+		// resources/read.
+		ref, ok := valueOf(obj, "ref").(ast.Object)
+		if !ok {
+			return &Error{Code: CodeInvalidParams, Message: "invalid params: ref must be an object"}
+		}
+		typ, _ := valueOf(ref, "type").(ast.String)
+		field := map[ast.String]string{"ref/prompt": "name", "ref/resource": "uri"}[typ]
+		if field == "" {
+			return &Error{Code: CodeInvalidParams, Message: `invalid params: ref.type must be "ref/prompt" or "ref/resource"`}
+		}
+		v, _ := valueOf(ref, field).(ast.String)
+		if v == "" {
+			return &Error{Code: CodeInvalidParams, Message: "invalid params: ref." + field + " is required"}
+		}
+		m.RefType = string(typ)
+		if field == "name" {
+			m.Name = string(v)
+		} else {
+			m.URI = string(v)
+		}
+	}
+	return nil
+}
+
+// valueOf is o[key], nil when absent.
+func valueOf(o ast.Object, key string) ast.Value {
+	if t := o.Get(ast.InternedTerm(key)); t != nil {
+		return t.Value
 	}
 	return nil
 }

@@ -42,7 +42,9 @@ user_denied := {sprintf("mcpgate.user.%s: %v", [u, [d]]) |
 	some d in data.mcpgate.user[u].deny
 }
 
-item_methods := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe"}
+# completion/complete names a prompt or a resource (template) too: answering
+# it would reveal a hidden item.
+item_methods := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"}
 
 # hit(p, r, list) holds when rule r of policy p matches the item in
 # input.mcp. List results have no arguments: for them (list = true) a rule
@@ -131,9 +133,9 @@ message := unknown_message if status == 200
 
 else := "request denied by policy"
 
-unknown_message := sprintf("Unknown tool: %s", [input.mcp.tool.name]) if input.mcp.method == "tools/call"
+unknown_message := sprintf("Unknown tool: %s", [input.mcp.tool.name]) if input.mcp.tool
 
-else := sprintf("Unknown prompt: %s", [input.mcp.prompt.name]) if input.mcp.method == "prompts/get"
+else := sprintf("Unknown prompt: %s", [input.mcp.prompt.name]) if input.mcp.prompt
 
 else := sprintf("Unknown resource: %s", [input.mcp.resource.uri])
 

@@ -156,3 +156,15 @@ test_list_of_prompts_and_resources if {
 	d.visible.prompts == ["p"]
 	d.visible.resource_templates == ["demo://{x}"]
 }
+
+test_completion_of_a_hidden_prompt_is_refused if {
+	d := mcpgate.decision with data.mcpgate.config as cfg
+		with input as {
+			"route": {"key": "ns/allow-only/0"},
+			"request": {"scheme": "http", "host": "h", "path": "/mcp", "method": "POST"},
+			"jwt": alice,
+			"mcp": {"method": "completion/complete", "prompt": {"name": "secret-prompt", "target": "t", "arguments": {}}},
+			"phase": "request",
+		}
+	d.jsonrpc_error.message == "Unknown prompt: secret-prompt"
+}

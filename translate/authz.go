@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/ir"
 	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
@@ -53,7 +54,7 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 		t.fail(kind, ns, name, field, "generating Rego: %v", err)
 		return nil, true, false
 	}
-	modules[GeneratedPath(az.Package)] = text
+	modules[GeneratedPath(az.Package)] = text + matchSets(az)
 	modules[cel.PreludePath] = cel.Prelude
 	return az, true, true
 }
@@ -63,4 +64,20 @@ func clip(s string) string {
 		return s[:77] + "..."
 	}
 	return s
+}
+
+// matchSets adds the two sets the library reads from a generated package:
+// the indexes of the rules that match a call (match) and a list item
+// (list_match). One reference per policy lets OPA evaluate each rule once per
+// decision, instead of looking rules up by name one by one.
+func matchSets(az *ir.Authz) string {
+	var b strings.Builder
+	b.WriteString("\n# The rules that match, by index (read by rego/mcpgate/authz.rego).\n")
+	for i, r := range az.Rules {
+		fmt.Fprintf(&b, "match contains %d if %s\n\n", i, r.Rule)
+	}
+	for i, r := range az.Rules {
+		fmt.Fprintf(&b, "list_match contains %d if %s\n\n", i, r.ListRule)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

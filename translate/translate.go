@@ -127,6 +127,7 @@ func Translate(res *Resources) (*Result, error) {
 	for i := range cfg.Listeners {
 		sortMatches(cfg.Listeners[i].Matches)
 	}
+	out.Modules[RoutesPath] = routesModule(cfg)
 	return out, errors.Join(t.errs...)
 }
 

@@ -9,93 +9,82 @@
 #     - any Require rule that does not match refuses;
 #     - if there are Allow rules, one of them must match.
 #   A rule whose CEL errors (a missing claim, a wrong type) does not match.
+#   User modules (package mcpgate.user.<name>) add deny reasons and allows.
 #   Authorization applies to the messages that name one item (tools/call,
-#   prompts/get, resources/read and (un)subscribe) and filters list results
-#   with the same rules, so a caller only sees what it may use.
+#   prompts/get, resources/read and (un)subscribe, completion/complete) and
+#   filters list results with the same rules, so a caller only sees what it
+#   may use.
 package mcpgate.authz
 
 import data.mcpgate.config
 
-# Every rule that applies to this route, as [policy key, index, rule].
-rules := [[p, i, r] |
-	some p in config.routes[input.route.key].authz
-	some i, r in config.authz[p].rules
-]
+# The authorization policies and user modules that apply to this route.
+policies := config.routes[input.route.key].authz
 
-# The user Rego modules (package mcpgate.user.<name>) that apply here.
 user_modules := config.routes[input.route.key].user
-
-has_allow_rules if {
-	some [_, _, r] in rules
-	r.action == "Allow"
-}
-
-has_allow_rules if {
-	some u in user_modules
-	config.user[u].allow
-}
-
-# A user module's deny set refuses, whatever the method; entries are reasons.
-user_denied := {sprintf("mcpgate.user.%s: %v", [u, [d]]) |
-	some u in user_modules
-	config.user[u].deny
-	some d in data.mcpgate.user[u].deny
-}
 
 # completion/complete names a prompt or a resource (template) too: answering
 # it would reveal a hidden item.
 item_methods := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"}
 
-# hit(p, r, list) holds when rule r of policy p matches the item in
-# input.mcp. List results have no arguments: for them (list = true) a rule
-# that reads mcp.tool.arguments is decided by its list_rule, compiled from an
-# approximation of its CEL expression: for Allow and Require rules true
-# whenever some arguments could satisfy it, for Deny rules true only when
-# every argument would. So a tool stays listed whenever some call of it could
-# be allowed, and rules that do not read the arguments decide lists and calls
-# identically (list_rule == rule).
-hit(p, r, list) if data.mcpgate.generated[config.authz[p].package][rule_name(r, list)]
+# The rules that match the item in input.mcp, as [policy, index], from the
+# generated module mcpgate.generated.routes (see translate/routes_module.go).
+# List results have no arguments: for them a generated package's list_match
+# set decides a rule that reads mcp.tool.arguments by an approximation
+# compiled with it — for Allow and Require rules true whenever some arguments
+# could satisfy it, for Deny rules true only when every argument would. So a
+# tool stays listed whenever some call of it could be allowed; rules that do
+# not read the arguments decide lists and calls identically.
+hits := data.mcpgate.generated.routes.hits
 
-rule_name(r, false) := r.rule
-
-rule_name(r, true) := r.list_rule
-
-any_allow_hit(list) if {
-	some [p, _, r] in rules
+has_allow_rules if {
+	some p in policies
+	some r in config.authz[p].rules
 	r.action == "Allow"
-	hit(p, r, list)
 }
 
-any_allow_hit(_) if {
+has_allow_rules if {
 	some u in user_modules
 	config.user[u].allow
-	data.mcpgate.user[u].allow == true
 }
 
-# refusals(list) is the set of reasons the item in input.mcp is refused;
-# empty when it is permitted.
-refusals(list) := ((denied(list) | unmet(list)) | unallowed(list)) | user_denied
+allow_hit if {
+	some [p, i] in hits
+	config.authz[p].rules[i].action == "Allow"
+}
 
-denied(list) := {sprintf("%s rule %d (Deny) matched: %s", [p, i, r.expression]) |
-	some [p, i, r] in rules
+allow_hit if count(data.mcpgate.generated.routes.user_allow) > 0
+
+denied contains sprintf("%s rule %d (Deny) matched: %s", [p, i, r.expression]) if {
+	some [p, i] in hits
+	r := config.authz[p].rules[i]
 	r.action == "Deny"
-	hit(p, r, list)
 }
 
-unmet(list) := {sprintf("%s rule %d (Require) did not match: %s", [p, i, r.expression]) |
-	some [p, i, r] in rules
+unmet contains sprintf("%s rule %d (Require) did not match: %s", [p, i, r.expression]) if {
+	some p in policies
+	some i, r in config.authz[p].rules
 	r.action == "Require"
-	not hit(p, r, list)
+	not [p, i] in hits
 }
 
-unallowed(list) := {"no Allow rule matched"} if {
+unallowed contains "no Allow rule matched" if {
 	has_allow_rules
-	not any_allow_hit(list)
-} else := set()
+	not allow_hit
+}
+
+# A user module's deny set refuses, whatever the method; entries are reasons.
+user_denied contains sprintf("mcpgate.user.%s: %v", [u, [d]]) if {
+	some [u, d] in data.mcpgate.generated.routes.user_deny
+}
+
+# refusals is the set of reasons the item in input.mcp is refused; empty
+# when it is permitted.
+refusals := ((denied | unmet) | unallowed) | user_denied
 
 # deny is the set of reasons to refuse the current message: every rule for
 # a message naming an item, user modules' deny for any message.
-deny := refusals(false) if input.mcp.method in item_methods
+deny := refusals if input.mcp.method in item_methods
 
 else := user_denied
 
@@ -112,12 +101,7 @@ denial := {
 	"ratelimit": [],
 }
 
-user_status := min({s |
-	some u in user_modules
-	config.user[u].http_status
-	count({d | some d in data.mcpgate.user[u].deny}) > 0
-	s := data.mcpgate.user[u].http_status
-})
+user_status := min(data.mcpgate.generated.routes.user_status)
 
 status := user_status if {
 	user_status >= 400
@@ -141,22 +125,36 @@ else := sprintf("Unknown resource: %s", [input.mcp.resource.uri])
 
 # visible lists, for a list result in input.mcp.list, the names (URIs for
 # resources, URI templates for templates) the caller may use: one
-# evaluation per list response, not one per item.
+# evaluation per list response, not one per item. Each item is judged
+# against the request's input with the item in place of mcp.tool (prompt,
+# resource) and without the list itself, which keeps every item's input
+# small: replacing a field of an input that holds the whole list would copy
+# the list once per item.
 visible := {
 	"tools": [t.name |
 		some t in object.get(input.mcp.list, "tools", [])
-		count(refusals(true)) == 0 with input.mcp.tool as t
+		item := item_input("tool", t)
+		count(refusals) == 0 with input as item
 	],
 	"prompts": [x.name |
 		some x in object.get(input.mcp.list, "prompts", [])
-		count(refusals(true)) == 0 with input.mcp.prompt as x
+		item := item_input("prompt", x)
+		count(refusals) == 0 with input as item
 	],
 	"resources": [x.uri |
 		some x in object.get(input.mcp.list, "resources", [])
-		count(refusals(true)) == 0 with input.mcp.resource as x
+		item := item_input("resource", x)
+		count(refusals) == 0 with input as item
 	],
 	"resource_templates": [x.uriTemplate |
 		some x in object.get(input.mcp.list, "resource_templates", [])
-		count(refusals(true)) == 0 with input.mcp.resource as x
+		item := item_input("resource", x)
+		count(refusals) == 0 with input as item
 	],
 }
+
+list_base := object.remove(input, ["mcp"])
+
+list_mcp := object.remove(input.mcp, ["list"])
+
+item_input(kind, x) := object.union(list_base, {"mcp": object.union(list_mcp, {kind: x})})

@@ -8,3 +8,11 @@ r1 if {
 }
 
 l1 := false
+
+match contains 0 if r0
+
+match contains 1 if r1
+
+list_match contains 0 if r0
+
+list_match contains 1 if l1

@@ -13,3 +13,15 @@ r2 if {
 }
 
 l2 if input.mcp.tool.name == "get-sum"
+
+match contains 0 if r0
+
+match contains 1 if r1
+
+match contains 2 if r2
+
+list_match contains 0 if r0
+
+list_match contains 1 if r1
+
+list_match contains 2 if l2

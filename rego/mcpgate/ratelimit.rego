@@ -29,9 +29,7 @@ local := [d |
 ]
 
 user := [d |
-	some u in config.routes[input.route.key].user
-	config.user[u].ratelimit
-	some x in data.mcpgate.user[u].ratelimit
+	some [u, x] in data.mcpgate.generated.routes.user_ratelimit
 	d := {
 		"key": sprintf("user/%s/%v", [u, x.key]),
 		"limit": x.limit,

@@ -3,6 +3,7 @@ package cel
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/common"
@@ -142,13 +143,73 @@ func approximate(expr string, over, expand bool) (string, error) {
 	if err != nil {
 		return "", &Error{Line: 1, Column: 1, Msg: "cannot approximate: " + err.Error()}
 	}
+	// Guard against the unparser: the text must parse back to the rewritten tree.
+	// (The rewritten text may exceed the parser's limits when conditionals were expanded.)
+	back, errs := celParser.Parse(common.NewTextSource(text))
+	if errs != nil && len(errs.GetErrors()) > 0 {
+		first := errs.GetErrors()[0]
+		return "", &Error{Line: 1, Column: 1, Msg: "cannot approximate: rewritten expression: " + strings.TrimPrefix(first.Message, "Syntax error: ")}
+	}
+	if !sameExpr(out, back.Expr()) {
+		return "", &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("cannot approximate: the rewritten expression does not print faithfully (%.200q)", text)}
+	}
 	return text, nil
+}
+
+// sameExpr reports whether two parse trees are the same expression, ids aside and chains of
+// && and || compared as flat lists (the parser balances them, Unparse prints them flat).
+func sameExpr(x, y celast.Expr) bool {
+	if x.Kind() != y.Kind() {
+		return false
+	}
+	switch x.Kind() {
+	case celast.LiteralKind:
+		lx, ly := x.AsLiteral(), y.AsLiteral()
+		return lx.Type() == ly.Type() && lx.Equal(ly) == types.True
+	case celast.IdentKind:
+		return x.AsIdent() == y.AsIdent()
+	case celast.SelectKind:
+		sx, sy := x.AsSelect(), y.AsSelect()
+		return sx.FieldName() == sy.FieldName() && sx.IsTestOnly() == sy.IsTestOnly() && sameExpr(sx.Operand(), sy.Operand())
+	case celast.CallKind:
+		cx, cy := x.AsCall(), y.AsCall()
+		fn := cx.FunctionName()
+		if fn != cy.FunctionName() || cx.IsMemberFunction() != cy.IsMemberFunction() ||
+			(cx.IsMemberFunction() && !sameExpr(cx.Target(), cy.Target())) {
+			return false
+		}
+		ax, ay := cx.Args(), cy.Args()
+		if fn == operators.LogicalAnd || fn == operators.LogicalOr {
+			ax, ay = flatten(x, fn), flatten(y, fn)
+		}
+		return sameExprs(ax, ay)
+	case celast.ListKind:
+		lx, ly := x.AsList(), y.AsList()
+		return slices.Equal(lx.OptionalIndices(), ly.OptionalIndices()) && sameExprs(lx.Elements(), ly.Elements())
+	case celast.MapKind:
+		ex, ey := x.AsMap().Entries(), y.AsMap().Entries()
+		if len(ex) != len(ey) {
+			return false
+		}
+		for i := range ex {
+			mx, my := ex[i].AsMapEntry(), ey[i].AsMapEntry()
+			if mx.IsOptional() != my.IsOptional() || !sameExpr(mx.Key(), my.Key()) || !sameExpr(mx.Value(), my.Value()) {
+				return false
+			}
+		}
+		return true
+	}
+	return false // structs and comprehensions: Compile rejects them
+}
+
+func sameExprs(xs, ys []celast.Expr) bool {
+	return slices.EqualFunc(xs, ys, sameExpr)
 }
 
 // unparse prints an expression as CEL text on one line (Unparse wraps at column 80 by
 // default).
 func unparse(e celast.Expr, info *celast.SourceInfo) (string, error) {
-	return parser.Unparse(e, info, parser.WrapOnColumn(math.MaxInt32))
+	return parser.Unparse(e, info, parser.WrapOnColumn(math.MaxInt32), parser.EscapeIdentifiers(true))
 }
 
 type approximator struct {

@@ -3,6 +3,7 @@ package cel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 
 	celgo "cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/parser"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -69,6 +72,7 @@ var approxCases = []approxCase{
 	{`[1].exists(mcp, mcp == 1) && mcp.tool.arguments.a == 1`, `[1].exists(mcp, mcp == 1)`, `false`},
 	{`jwt.n == 1.0 && jwt.m == 2u && jwt.s == "a\"b\\c" && mcp.tool.arguments.a == 1`,
 		`jwt.n == 1.0 && jwt.m == 2u && jwt.s == "a\"b\\c"`, `false`},
+	{"jwt.`a-jwt`.b == 1 && jwt.`in` == 2 && mcp.tool.arguments.a == 1", "jwt.`a-jwt`.b == 1 && jwt.`in` == 2", `false`},
 	{"jwt.sub == \"alice\"\n  && mcp.tool.arguments.a == 1\n  || mcp.tool.name == \"b\"",
 		`jwt.sub == "alice" || mcp.tool.name == "b"`, `mcp.tool.name == "b"`},
 
@@ -157,18 +161,21 @@ func TestApproxCoarse(t *testing.T) {
 	}
 }
 
-// TestApproxFallback: conditionals nested in conditions make the exact rewriting too large;
-// CompileApprox then falls back to the coarse one instead of failing.
+// TestApproxFallback: when the exact rewriting of conditionals grows too large, CompileApprox
+// falls back to the coarse one instead of failing.
 func TestApproxFallback(t *testing.T) {
-	expr := `mcp.tool.name == "a"`
-	for range 30 {
-		expr = `((jwt.role == "r" || mcp.tool.arguments.y ? (` + expr + `) : jwt.sub == "s") ? jwt.n == 1 : jwt.n == 2)`
+	// The condition's disjunction survives twice (at both polarities): the rewritten text is
+	// longer than Compile accepts.
+	terms := make([]string, 600)
+	for i := range terms {
+		terms[i] = fmt.Sprintf("jwt.n == %d", i)
 	}
+	expr := "(" + strings.Join(terms, " || ") + ` || jwt.m == 1 && mcp.tool.arguments.y) ? mcp.tool.name == "a" : jwt.sub == "s"`
 	if _, err := Compile(expr); err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
-	if _, err := approximate(expr, true, true); err == nil {
-		t.Fatalf("the exact rewriting was expected to give up")
+	if _, err := approximate(expr, true, true); err == nil || !strings.Contains(err.Error(), "exceeds limit") {
+		t.Fatalf("the exact rewriting was expected to be too long, got %v", err)
 	}
 	for _, over := range []bool{true, false} {
 		rule, err := CompileApprox(expr, over)
@@ -177,6 +184,36 @@ func TestApproxFallback(t *testing.T) {
 		}
 		if rule.UsesArguments {
 			t.Errorf("CompileApprox(over=%v) reads the arguments", over)
+		}
+		coarse, err := approximate(expr, over, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Compile(coarse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rule.Body.Equal(want.Body) {
+			t.Errorf("CompileApprox(over=%v) is not the coarse approximation %s", over, coarse)
+		}
+	}
+
+	// Conditionals nested in conditions: the exact rewriting gives up (it would take
+	// exponential time), the coarse one does not.
+	expr = `mcp.tool.name == "a"`
+	for range 30 {
+		expr = `((jwt.role == "r" || mcp.tool.arguments.y ? (` + expr + `) : jwt.sub == "s") ? jwt.n == 1 : jwt.n == 2)`
+	}
+	if _, err := approximate(expr, true, true); err == nil || !strings.Contains(err.Error(), "too complex") {
+		t.Errorf("the exact rewriting was expected to give up, got %v", err)
+	}
+	for _, over := range []bool{true, false} {
+		text, err := approximate(expr, over, false)
+		if err != nil {
+			t.Fatalf("approximate(over=%v) without expansion: %v", over, err)
+		}
+		if len(text) > len(expr) {
+			t.Errorf("the coarse approximation is longer than the expression: %s", text)
 		}
 	}
 }
@@ -214,6 +251,9 @@ func TestApproxUnparseRoundTrip(t *testing.T) {
 		`!(!jwt.flag) && -(-jwt.n) == 7 && (jwt.n - (1 - 2)) * 3 == 24 && (1 < 2) == true`,
 		`jwt["x-y"].z == "\u00e9\"" && jwt.namespace == null && size("héllo") == 5`,
 		`jwt.a ? (jwt.b ? 1 : 2) : (jwt.c ? 3 : 4) == 3 || (jwt.a ? jwt.b : jwt.c) ? true : false`,
+		"jwt.`a-jwt`.b == 1 && jwt.`in`.exists(x, x == jwt.` a`) && jwt.`a.b` == jwt.as",
+		`1e100 == jwt.n && -0.0 == jwt.n && 18446744073709551615u == jwt.n && -9223372036854775808 == jwt.n`,
+		`jwt.r == r'\d' && jwt.s == '''x"y''' && jwt.t == "\x41\u00e9\U0001F600"`,
 	)
 	for _, expr := range exprs {
 		want, err := Compile(expr)
@@ -235,6 +275,45 @@ func TestApproxUnparseRoundTrip(t *testing.T) {
 		if !got.Body.Equal(want.Body) {
 			t.Errorf("%q printed as %q compiles differently:\n%v\n%v", expr, text, want.Body, got.Body)
 		}
+	}
+}
+
+// TestApproxSameExpr: the guard against unfaithful printing compares trees up to ids and the
+// grouping of && and || chains.
+func TestApproxSameExpr(t *testing.T) {
+	parse := func(expr string) celast.Expr {
+		tree, errs := celParser.Parse(common.NewTextSource(expr))
+		if errs != nil && len(errs.GetErrors()) > 0 {
+			t.Fatalf("parse %q: %v", expr, errs.ToDisplayString())
+		}
+		return tree.Expr()
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{`a && b && c && d && e`, `(a && (b && c)) && (d && e)`, true},
+		{`a || b && c`, `(a || b) && c`, false},
+		{`a.b == 1`, `a.b == 1.0`, false},
+		{`a.b == 1u`, `a.b == 1`, false},
+		{"a.`b-c`", `a.b - c`, false},
+		{`a.exists(x, x == "s")`, `a.exists(x, x == 's')`, true},
+		{`f(a, b)`, `a.f(b)`, false},
+		{`[1, 2][0]`, `[1, 2][0]`, true},
+		{`{"a": 1}`, `{"a": 2}`, false},
+	} {
+		if got := sameExpr(parse(tc.a), parse(tc.b)); got != tc.want {
+			t.Errorf("sameExpr(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+	// Without escaping, the unparser prints the field `a-jwt` as a subtraction.
+	tree := parse("jwt.`a-jwt`.b == 1")
+	text, err := parser.Unparse(tree, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sameExpr(tree, parse(text)) {
+		t.Errorf("%s was expected to differ from jwt.`a-jwt`.b == 1", text)
 	}
 }
 
@@ -460,6 +539,12 @@ func TestApproxUnsoundCoarseConditional(t *testing.T) {
 func FuzzCompileApprox(f *testing.F) {
 	for _, tc := range approxCases {
 		f.Add(tc.expr)
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.cel"))
+	for _, name := range files {
+		if src, err := os.ReadFile(name); err == nil {
+			f.Add(strings.TrimSuffix(string(src), "\n"))
+		}
 	}
 	f.Fuzz(func(t *testing.T, expr string) {
 		orig, err := Compile(expr)

@@ -10,6 +10,10 @@
 #                            node_modules is missing or package-lock.json /
 #                            package.json changed since the last install
 #                            (a stamp file inside node_modules records them).
+#   redis-server             Debian's redis-server package (the rate-limit
+#                            tests share counters through it), installed with
+#                            apt-get only when redis-server is not on PATH;
+#                            needs root.
 #
 # Needs: go (with a C compiler: Dex uses cgo), node >= 20 and npm.
 # Environment: FORCE=1 rebuilds and reinstalls everything.
@@ -100,6 +104,27 @@ install_node() {
 		Object.keys(p.dependencies).map(n => n + "@" + require("./node_modules/" + n + "/package.json").version).join(", ")')"
 }
 
+# --- Redis -------------------------------------------------------------------
+install_redis() {
+	if command -v redis-server >/dev/null 2>&1; then
+		say "redis: $(command -v redis-server) present ($(redis-server --version | head -n1))"
+		return
+	fi
+	command -v apt-get >/dev/null 2>&1 ||
+		die "redis-server not on PATH and apt-get not found: install Redis (https://redis.io/docs/latest/operate/oss_and_stack/install/) so that redis-server is on PATH"
+	[[ "$(id -u)" == 0 ]] ||
+		die "redis-server not on PATH: run this script as root to apt-get install it, or run 'sudo apt-get install -y redis-server' yourself"
+	say "redis: redis-server not on PATH: apt-get update && apt-get install -y redis-server"
+	DEBIAN_FRONTEND=noninteractive apt-get update ||
+		die "apt-get update failed (see above)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server ||
+		die "apt-get install redis-server failed (see above)"
+	command -v redis-server >/dev/null 2>&1 ||
+		die "apt-get installed redis-server but it is still not on PATH ($PATH)"
+	say "redis: installed $(redis-server --version | head -n1)"
+}
+
 install_dex
 install_node
+install_redis
 say "done"

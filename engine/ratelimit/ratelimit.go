@@ -57,9 +57,10 @@ type Limiter struct {
 	log    *slog.Logger
 	client *redis.Client
 
-	mu      sync.Mutex // guards store creation for Redis
-	store   limiter.Store
-	lastTry time.Time
+	mu         sync.Mutex // guards the fields below
+	store      limiter.Store
+	lastTry    time.Time
+	connecting chan struct{} // closed when the current connection attempt ends
 }
 
 // New returns a limiter. With Redis it does not fail when Redis is down:
@@ -80,14 +81,26 @@ func New(opts Options) *Limiter {
 		l.store = memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: opts.Prefix, CleanUpInterval: time.Minute})
 		return l
 	}
+	redisLogger.Do(func() { redis.SetLogger(slogPrintf{opts.Logger}) })
 	l.client = redis.NewClient(&redis.Options{
-		Addr:         opts.RedisAddr,
-		DialTimeout:  opts.Timeout,
-		ReadTimeout:  opts.Timeout,
-		WriteTimeout: opts.Timeout,
-		MaxRetries:   1,
+		Addr:          opts.RedisAddr,
+		DialTimeout:   opts.Timeout,
+		ReadTimeout:   opts.Timeout,
+		WriteTimeout:  opts.Timeout,
+		MaxRetries:    1,
+		DialerRetries: 1, // a down Redis must answer "unavailable" within the timeout
 	})
 	return l
+}
+
+// redisLogger routes go-redis's own messages into the gateway's JSON log
+// (go-redis has one process-wide logger).
+var redisLogger sync.Once
+
+type slogPrintf struct{ log *slog.Logger }
+
+func (s slogPrintf) Printf(_ context.Context, format string, v ...any) {
+	s.log.Warn("redis: " + fmt.Sprintf(format, v...))
 }
 
 // Close releases the Redis connection.
@@ -101,17 +114,48 @@ func (l *Limiter) Close() error {
 // Shared reports whether the counters are shared between replicas.
 func (l *Limiter) Shared() bool { return l.client != nil }
 
+// current returns the store, creating the Redis one on first use. One
+// request at a time tries to connect (at most once a second), bounded by the
+// timeout; requests arriving meanwhile wait for that attempt, never longer
+// than the timeout, and otherwise get ErrUnavailable at once.
 func (l *Limiter) current(ctx context.Context) (limiter.Store, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.store != nil {
-		return l.store, nil
+		s := l.store
+		l.mu.Unlock()
+		return s, nil
+	}
+	if wait := l.connecting; wait != nil {
+		l.mu.Unlock()
+		t := time.NewTimer(l.opts.Timeout)
+		defer t.Stop()
+		select {
+		case <-wait:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		l.mu.Lock()
+		s := l.store
+		l.mu.Unlock()
+		if s == nil {
+			return nil, ErrUnavailable
+		}
+		return s, nil
 	}
 	if time.Since(l.lastTry) < time.Second {
+		l.mu.Unlock()
 		return nil, ErrUnavailable
 	}
-	l.lastTry = time.Now()
-	s, err := redisstore.NewStoreWithOptions(l.client, limiter.StoreOptions{Prefix: l.opts.Prefix})
+	done := make(chan struct{})
+	l.connecting, l.lastTry = done, time.Now()
+	l.mu.Unlock()
+
+	s, err := l.connect(ctx)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.connecting = nil
+	defer close(done)
 	if err != nil {
 		l.log.Warn("rate-limit store unavailable", "redis", l.opts.RedisAddr, "error", err)
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -119,6 +163,17 @@ func (l *Limiter) current(ctx context.Context) (limiter.Store, error) {
 	l.log.Info("rate-limit store connected", "redis", l.opts.RedisAddr)
 	l.store = s
 	return s, nil
+}
+
+// connect checks Redis within the timeout before creating the store, whose
+// constructor loads its scripts without a deadline of its own.
+func (l *Limiter) connect(ctx context.Context) (limiter.Store, error) {
+	pctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	if err := l.client.Ping(pctx).Err(); err != nil {
+		return nil, err
+	}
+	return redisstore.NewStoreWithOptions(l.client, limiter.StoreOptions{Prefix: l.opts.Prefix})
 }
 
 // Check admits a request if every descriptor has room, and then consumes

@@ -106,32 +106,29 @@ func mcpTerm(r *http.Request, target string, msg *mcp.Message) *ast.Term {
 	}
 	items = append(items, ast.Item(kParams, params))
 	tgt := ast.StringTerm(target)
+	named := func(key *ast.Term) [2]*ast.Term { // a tool or a prompt
+		args := msg.Arguments
+		if args == nil {
+			args = vEmptyObject
+		}
+		return ast.Item(key, ast.ObjectTerm(ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args)))
+	}
+	resource := func() [2]*ast.Term {
+		return ast.Item(kResource, ast.ObjectTerm(ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt)))
+	}
 	switch msg.Method {
 	case "tools/call":
-		args := msg.Arguments
-		if args == nil {
-			args = vEmptyObject
-		}
-		items = append(items, ast.Item(kTool, ast.ObjectTerm(
-			ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args))))
+		items = append(items, named(kTool))
 	case "prompts/get":
-		args := msg.Arguments
-		if args == nil {
-			args = vEmptyObject
-		}
-		items = append(items, ast.Item(kPrompt, ast.ObjectTerm(
-			ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, args))))
+		items = append(items, named(kPrompt))
 	case "completion/complete":
 		if msg.RefType == "ref/prompt" {
-			items = append(items, ast.Item(kPrompt, ast.ObjectTerm(
-				ast.Item(kName, ast.StringTerm(msg.Name)), ast.Item(kTarget, tgt), ast.Item(kArguments, vEmptyObject))))
+			items = append(items, named(kPrompt))
 		} else {
-			items = append(items, ast.Item(kResource, ast.ObjectTerm(
-				ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt))))
+			items = append(items, resource())
 		}
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		items = append(items, ast.Item(kResource, ast.ObjectTerm(
-			ast.Item(kURI, ast.StringTerm(msg.URI)), ast.Item(kTarget, tgt))))
+		items = append(items, resource())
 	}
 	return ast.ObjectTerm(items...)
 }

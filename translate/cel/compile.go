@@ -61,6 +61,35 @@ const (
 	maxParseDepth      = 100
 )
 
+// maxNesting bounds how deeply the generated Rego nests comprehensions and every bodies: OPA's
+// compiler takes time exponential in that depth. Captures are hoisted (see hoist), so only
+// macros nested in macros in value context come close.
+const maxNesting = 8
+
+// nesting returns the maximum nesting depth of comprehensions and every bodies in x.
+func nesting(x any) int {
+	depth := 0
+	var walk func(x any, d int)
+	walk = func(x any, d int) {
+		depth = max(depth, d)
+		ast.NewGenericVisitor(func(y any) bool {
+			switch y := y.(type) {
+			case *ast.ArrayComprehension:
+				walk(y.Term, d+1)
+				walk(y.Body, d+1)
+				return true
+			case *ast.Every:
+				walk(y.Domain, d)
+				walk(y.Body, d+1)
+				return true
+			}
+			return false
+		}).Walk(x)
+	}
+	walk(x, 0)
+	return depth
+}
+
 var celParser = func() *parser.Parser {
 	p, err := parser.NewParser(
 		parser.ExpressionSizeCodePointLimit(maxExpressionChars),
@@ -97,6 +126,9 @@ func Compile(expr string) (*Rule, error) {
 	body, err := c.truth(tree.Expr())
 	if err != nil {
 		return nil, err
+	}
+	if d := nesting(ast.NewBody(body...)); d > maxNesting {
+		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("expression nests macros too deeply to translate (%d levels of Rego comprehension; the limit is %d)", d, maxNesting)}
 	}
 	rule := &Rule{Body: ast.NewBody(body...), UsesArguments: c.usesArguments}
 	for r := range c.refs {
@@ -203,6 +235,7 @@ type compiler struct {
 	next          int     // counter for fresh Rego variable names
 	refs          map[string]bool
 	usesArguments bool
+	total         map[*ast.Expr]bool // statements that always succeed (capture assignments)
 }
 
 // errorf reports an error at e's own position: an operator, a literal, the name of a
@@ -544,14 +577,53 @@ func concat(lists ...[]*ast.Expr) []*ast.Expr {
 // Value context.
 
 // capture turns a value into an array of zero (CEL error) or one element, which is always
-// defined: the way error-absorbing operators see their operands.
-func (c *compiler) capture(v value) *ast.Term {
+// defined: the way error-absorbing operators see their operands. The capture is bound to a
+// variable by a statement returned for the caller's pre; see hoist for why.
+func (c *compiler) capture(v value) ([]*ast.Expr, *ast.Term) {
 	if v.literal && len(v.pre) == 0 {
-		return ast.ArrayTerm(v.term)
+		return nil, ast.ArrayTerm(v.term)
 	}
+	hoisted, kept := c.hoist(v.pre, nil)
 	x := c.fresh("v")
-	body := append(slices.Clone(v.pre), ast.Assign.Expr(x.Copy(), v.term))
-	return ast.ArrayComprehensionTerm(x, ast.NewBody(body...))
+	body := append(kept, ast.Assign.Expr(x.Copy(), v.term))
+	cv := c.fresh("c")
+	stmt := ast.Assign.Expr(cv.Copy(), ast.ArrayComprehensionTerm(x, ast.NewBody(body...)))
+	if c.total == nil {
+		c.total = map[*ast.Expr]bool{}
+	}
+	c.total[stmt] = true
+	return append(hoisted, stmt), cv
+}
+
+// hoist splits statements about to be nested in a comprehension body into those that can stay
+// outside (hoisted) and those that must go inside (kept). OPA's compiler takes time exponential
+// in the nesting depth of comprehensions (a dozen levels take minutes), and nesting would
+// otherwise grow with every level of ||, && and ?: in value context. A statement can be
+// hoisted when it always succeeds (the assignment of a capture), so running it outside changes
+// nothing, and reads no variable bound inside: the comprehension's own variables (bound) or
+// those of kept statements.
+func (c *compiler) hoist(stmts []*ast.Expr, bound []*ast.Term) (hoisted, kept []*ast.Expr) {
+	inside := map[ast.Var]bool{}
+	for _, t := range bound {
+		inside[t.Value.(ast.Var)] = true
+	}
+	for _, stmt := range stmts {
+		depends := false
+		ast.WalkVars(stmt, func(v ast.Var) bool {
+			depends = depends || inside[v]
+			return depends
+		})
+		if c.total[stmt] && !depends {
+			hoisted = append(hoisted, stmt)
+			continue
+		}
+		kept = append(kept, stmt)
+		ast.WalkVars(stmt, func(v ast.Var) bool {
+			inside[v] = true // over-approximates the variables it binds: safe
+			return false
+		})
+	}
+	return hoisted, kept
 }
 
 func (c *compiler) pair(a, b celast.Expr) (value, value, error) {
@@ -842,18 +914,21 @@ func (c *compiler) call(e celast.Expr) (value, error) {
 	switch fn {
 	case operators.LogicalAnd, operators.LogicalOr:
 		var caps []*ast.Term
+		var pre []*ast.Expr
 		for _, a := range flatten(e, fn) {
 			v, err := c.value(a)
 			if err != nil {
 				return value{}, err
 			}
-			caps = append(caps, c.capture(v))
+			stmts, cv := c.capture(v)
+			pre = append(pre, stmts...)
+			caps = append(caps, cv)
 		}
 		name := "logical_and"
 		if fn == operators.LogicalOr {
 			name = "logical_or"
 		}
-		return value{term: preludeCall(name, ast.ArrayTerm(caps...)), kind: kindBool, boolean: true}, nil
+		return value{pre: pre, term: preludeCall(name, ast.ArrayTerm(caps...)), kind: kindBool, boolean: true}, nil
 	case operators.LogicalNot:
 		v, err := c.value(args[0])
 		if err != nil {
@@ -873,7 +948,9 @@ func (c *compiler) call(e celast.Expr) (value, error) {
 		if a.kind == b.kind {
 			k = a.kind
 		}
-		return value{pre: cond.pre, term: preludeCall("conditional", cond.term, c.capture(a), c.capture(b)), kind: k}, nil
+		preA, capA := c.capture(a)
+		preB, capB := c.capture(b)
+		return value{pre: concat(cond.pre, preA, preB), term: preludeCall("conditional", cond.term, capA, capB), kind: k}, nil
 	case operators.Equals, operators.NotEquals:
 		a, b, err := c.pair(args[0], args[1])
 		if err != nil {
@@ -1276,16 +1353,23 @@ func (c *compiler) macro(e celast.Expr) (value, error) {
 	defer c.pop()
 	l := c.fresh("l")
 	pre := append(slices.Clone(rng.pre), ast.Assign.Expr(l, c.iterable(rng)))
-	each := func(head *ast.Term) *ast.Term {
-		some := ast.NewExpr(&ast.SomeDecl{Symbols: []*ast.Term{ast.Member.Call(x.Copy(), l.Copy())}})
-		return ast.ArrayComprehensionTerm(head, ast.NewBody(some))
-	}
+	// Each element's predicate or transform is captured inside the comprehension over the
+	// range; what does not depend on the element is hoisted out of it.
+	var inner []*ast.Expr
 	captured := func(e celast.Expr) (*ast.Term, error) {
 		v, err := c.value(e)
 		if err != nil {
 			return nil, err
 		}
-		return c.capture(v), nil
+		stmts, cv := c.capture(v)
+		hoisted, kept := c.hoist(stmts, []*ast.Term{x})
+		pre = append(pre, hoisted...)
+		inner = append(inner, kept...)
+		return cv, nil
+	}
+	each := func(head *ast.Term) *ast.Term {
+		some := ast.NewExpr(&ast.SomeDecl{Symbols: []*ast.Term{ast.Member.Call(x.Copy(), l.Copy())}})
+		return ast.ArrayComprehensionTerm(head, ast.NewBody(append([]*ast.Expr{some}, inner...)...))
 	}
 	switch {
 	case fn == operators.Map && len(args) == 3:

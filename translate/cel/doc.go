@@ -41,7 +41,10 @@
 //     branch; exists/all over lists), each operand is "captured" as an array comprehension
 //     `[v | v := <operand>]`: [value] when defined, [] when CEL would error. Functions of
 //     the fixed prelude module (package mcpgate.cel, see Prelude) combine the captures
-//     with CEL's truth tables and stay undefined whenever CEL's result is an error.
+//     with CEL's truth tables and stay undefined whenever CEL's result is an error. Each
+//     capture is bound to a variable by its own statement (c3 := [v2 | ...]) rather than
+//     nested in the next one: OPA compiles nested comprehensions in time exponential in their
+//     depth.
 //   - Iterating macros bind the range to a variable before iterating, so that a range
 //     that is not a list or map (an error in CEL) makes the whole macro undefined rather
 //     than an empty, vacuously true or false, iteration.
@@ -86,7 +89,8 @@
 // before Compile returns it, so a rule that compiles always loads into OPA. String literals
 // must be printable text: control characters, bidi overrides and line separators are
 // rejected, as they would hide what a policy says from its reader. Expressions are limited
-// to 16384 characters (agentgateway's limit) and a nesting depth of 100.
+// to 16384 characters (agentgateway's limit) and a nesting depth of 100; macros nested in
+// macros in value context are limited to what makes at most 8 levels of Rego comprehension.
 //
 // # Using the output
 //

@@ -50,6 +50,7 @@ var errorCases = []struct {
 	{`[1, 2][2] == 1`, 1, 7, `no element 2`},
 	{`{"a": 1}["b"] == 1`, 1, 9, `no element "b"`},
 	{`timestamp("2024-01-01T00:00:00Z") < now`, 1, 1, `unsupported function "timestamp"`},
+	{`!(jwt.a.exists(a, jwt.b.exists(b, jwt.c.exists(c, jwt.d.exists(d, jwt.e.exists(e, jwt.f.exists(f, jwt.g.exists(g, jwt.h.exists(h, jwt.i.exists(i, a == i))))))))) == true)`, 1, 1, `nests macros too deeply`},
 }
 
 func TestErrors(t *testing.T) {

@@ -6,5 +6,5 @@ import data.mcpgate.cel
 
 r0 if {
 	l2 := cel.iterable(input.jwt.claims.groups)
-	cel.exists_one([[v3 | v3 := contains(g_1, "admin")] | some g_1 in l2])
+	cel.exists_one([c4 | some g_1 in l2; c4 := [v3 | v3 := contains(g_1, "admin")]])
 }

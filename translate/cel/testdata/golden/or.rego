@@ -4,4 +4,8 @@ package mcpgate.generated.golden
 
 import data.mcpgate.cel
 
-r0 if cel.logical_or([[v1 | v1 := input.jwt.claims.role == "admin"], [v2 | v2 := input.mcp.tool.name == "echo"]])
+r0 if {
+	c2 := [v1 | v1 := input.jwt.claims.role == "admin"]
+	c4 := [v3 | v3 := input.mcp.tool.name == "echo"]
+	cel.logical_or([c2, c4])
+}

@@ -4,4 +4,7 @@ package mcpgate.generated.golden
 
 import data.mcpgate.cel
 
-r0 if cel.conditional(input.jwt.claims.role == "admin", [true], [v1 | v1 := input.mcp.tool.name != "delete"]) == true
+r0 if {
+	c2 := [v1 | v1 := input.mcp.tool.name != "delete"]
+	cel.conditional(input.jwt.claims.role == "admin", [true], c2) == true
+}

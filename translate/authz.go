@@ -44,7 +44,21 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 		}
 		rn := fmt.Sprintf("r%d", i)
 		rules[rn] = r
-		az.Rules = append(az.Rules, ir.AuthzRule{Action: action, Expression: expr, Rule: rn, ListRule: rn, UsesArguments: r.UsesArguments})
+		ln := rn
+		if r.UsesArguments {
+			// Lists have no arguments: decide them by an approximation
+			// that keeps a tool listed when some call of it could pass
+			// (over for Allow and Require, under for Deny).
+			lr, err := cel.CompileApprox(expr, action != "Deny")
+			if err != nil {
+				t.fail(kind, ns, name, fmt.Sprintf("%s.policy.matchExpressions[%d]", field, i), "approximating for list results: %v", err)
+				ok = false
+				continue
+			}
+			ln = fmt.Sprintf("l%d", i)
+			rules[ln] = lr
+		}
+		az.Rules = append(az.Rules, ir.AuthzRule{Action: action, Expression: expr, Rule: rn, ListRule: ln, UsesArguments: r.UsesArguments})
 	}
 	if !ok {
 		return nil, true, false

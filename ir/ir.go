@@ -121,13 +121,17 @@ type User struct {
 // RateLimitPolicy is one policy's rate limits: every rule must admit a
 // request. A rule keeps one counter for all the requests it applies to.
 type RateLimitPolicy struct {
-	Key   string          `json:"key"`
-	Rules []RateLimitRule `json:"rules"`
+	Key     string          `json:"key"`
+	Package string          `json:"package,omitempty"` // generated package of keys (k<i>) and conditions (w<i>)
+	Rules   []RateLimitRule `json:"rules"`
 }
 
-// RateLimitRule admits Requests+Burst requests per Seconds.
+// RateLimitRule admits Requests+Burst requests per Seconds, per value of
+// its key, for the requests its condition holds for.
 type RateLimitRule struct {
-	Requests int `json:"requests"`
-	Burst    int `json:"burst"`
-	Seconds  int `json:"seconds"`
+	Requests int    `json:"requests"`
+	Burst    int    `json:"burst"`
+	Seconds  int    `json:"seconds"`
+	Key      string `json:"key,omitempty"`  // CEL source; "" is one counter
+	When     string `json:"when,omitempty"` // CEL source; "" is always
 }

@@ -18,6 +18,8 @@ type Resources struct {
 	Services   []*corev1.Service
 	// RegoPolicies carry user Rego modules attached through targetRefs.
 	RegoPolicies []*mcpv1.MCPRegoPolicy
+	// RateLimitPolicies carry keyed rate limits.
+	RateLimitPolicies []*mcpv1.MCPRateLimitPolicy
 	// Modules are user Rego modules that apply to every route (standalone:
 	// the .rego files next to the YAML).
 	Modules []Module

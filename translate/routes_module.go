@@ -39,6 +39,21 @@ func routesModule(cfg *ir.Config) string {
 			fmt.Fprintf(&b, "\nhits contains [%s, i] if {\n\tinput.route.key == %s\n\tinput.phase != \"list\"\n\tsome i in %s.match\n}\n", lit(p), route, pkg)
 			fmt.Fprintf(&b, "\nhits contains [%s, i] if {\n\tinput.route.key == %s\n\tinput.phase == \"list\"\n\tsome i in %s.list_match\n}\n", lit(p), route, pkg)
 		}
+		for _, p := range rt.RateLimit {
+			rl := cfg.RateLimit[p]
+			if rl == nil || rl.Package == "" {
+				continue
+			}
+			pkg := "data.mcpgate.generated." + rl.Package
+			for i, r := range rl.Rules {
+				if r.Key != "" {
+					fmt.Fprintf(&b, "\nlimit_key contains [%s, %d, k] if {\n\tinput.route.key == %s\n\tk := %s.k%d\n}\n", lit(p), i, route, pkg, i)
+				}
+				if r.When != "" {
+					fmt.Fprintf(&b, "\nlimit_when contains [%s, %d] if {\n\tinput.route.key == %s\n\t%s.w%d\n}\n", lit(p), i, route, pkg, i)
+				}
+			}
+		}
 		for _, u := range rt.User {
 			um := cfg.User[u]
 			if um == nil {

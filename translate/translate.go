@@ -118,6 +118,7 @@ func Translate(res *Resources) (*Result, error) {
 	}
 	attach := t.policies(cfg, out.Modules)
 	t.userModules(cfg, out.Modules, attach)
+	t.keyedRateLimits(cfg, out.Modules, attach)
 	for _, g := range sortedGateways(res.Gateways) {
 		cfg.Listeners = append(cfg.Listeners, t.listeners(g)...)
 	}

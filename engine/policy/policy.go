@@ -83,9 +83,10 @@ func New(ctx context.Context, b *bundle.Bundle) (*Evaluator, error) {
 		rego.Query(mcprego.DecisionQuery),
 		rego.Compiler(compiler),
 		rego.Store(store),
-		// A built-in error (division by zero, a bad sprintf) would otherwise
-		// make a rule undefined, which can turn a deny into an allow.
-		rego.StrictBuiltinErrors(true),
+		// Built-in errors stay non-strict (OPA's default): they make the rule
+		// that hit them undefined, which is what CEL's evaluation errors mean
+		// for agentgateway's rules (an erroring rule does not match), and
+		// compiled CEL relies on it. Other evaluation errors fail closed.
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: preparing %s: %w", mcprego.DecisionQuery, err)

@@ -187,6 +187,10 @@ func decodeDoc(where string, chunk []byte, res *translate.Resources) error {
 		o := &v1alpha1.AgentgatewayPolicy{}
 		obj = o
 		add = func() { o.Namespace = ns; res.Policies = append(res.Policies, o) }
+	case "mcpgate.dev/v1alpha1 MCPRateLimitPolicy":
+		o := &mcpv1.MCPRateLimitPolicy{}
+		obj = o
+		add = func() { o.Namespace = ns; res.RateLimitPolicies = append(res.RateLimitPolicies, o) }
 	case "mcpgate.dev/v1alpha1 MCPRegoPolicy":
 		o := &mcpv1.MCPRegoPolicy{}
 		obj = o
@@ -200,7 +204,7 @@ func decodeDoc(where string, chunk []byte, res *translate.Resources) error {
 		// they carry nothing the gateway needs.
 		return nil
 	default:
-		return fmt.Errorf("%w: %s: unsupported apiVersion/kind %q %q (supported: gateway.networking.k8s.io/v1 Gateway, HTTPRoute, GatewayClass; agentgateway.dev/v1alpha1 AgentgatewayBackend, AgentgatewayPolicy; mcpgate.dev/v1alpha1 MCPRegoPolicy; v1 Service, Namespace)",
+		return fmt.Errorf("%w: %s: unsupported apiVersion/kind %q %q (supported: gateway.networking.k8s.io/v1 Gateway, HTTPRoute, GatewayClass; agentgateway.dev/v1alpha1 AgentgatewayBackend, AgentgatewayPolicy; mcpgate.dev/v1alpha1 MCPRegoPolicy, MCPRateLimitPolicy; v1 Service, Namespace)",
 			ErrInvalid, where, h.APIVersion, h.Kind)
 	}
 	strict, err := k8sjson.UnmarshalStrict(js, obj)

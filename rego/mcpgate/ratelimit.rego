@@ -20,13 +20,33 @@ descriptors := array.concat(local, user)
 local := [d |
 	some p in config.routes[input.route.key].ratelimit
 	some i, r in config.ratelimit[p].rules
+	applies(r, [p, i])
 	d := {
-		"key": sprintf("local/%s/%d", [p, i]),
+		"key": key_of(r, [p, i]),
 		"limit": r.requests + r.burst,
 		"period": r.seconds,
 		"burst": r.burst,
 	}
 ]
+
+# Keyed limits (MCPRateLimitPolicy): the values of the CEL keys and the
+# conditions that hold, from the generated routes module.
+keys := {[p, i]: k | some [p, i, k] in data.mcpgate.generated.routes.limit_key}
+
+whens := {[p, i] | some [p, i] in data.mcpgate.generated.routes.limit_when}
+
+applies(r, _) if object.get(r, "when", "") == ""
+
+applies(r, id) if {
+	object.get(r, "when", "") != ""
+	id in whens
+}
+
+key_of(r, id) := sprintf("local/%s/%d", id) if {
+	object.get(r, "key", "") == ""
+} else := sprintf("local/%s/%d/%s", [id[0], id[1], json.marshal(keys[id])]) if {
+	id in object.keys(keys)
+} else := sprintf("local/%s/%d/undefined", id)
 
 user := [d |
 	some [u, x] in data.mcpgate.generated.routes.user_ratelimit

@@ -63,3 +63,37 @@ test_denied_requests_carry_no_descriptors if {
 	d.http_status == 401
 	d.ratelimit == []
 }
+
+keyed_cfg := object.union(cfg, {
+	"routes": {"ns/keyed/0": {"key": "ns/keyed/0", "authz": [], "user": [], "ratelimit": ["MCPRateLimitPolicy:ns/keyed"]}},
+	"ratelimit": {"MCPRateLimitPolicy:ns/keyed": {"key": "MCPRateLimitPolicy:ns/keyed", "package": "p_x", "rules": [
+		{"requests": 60, "burst": 0, "seconds": 60, "key": "jwt.sub"},
+		{"requests": 5, "burst": 1, "seconds": 1, "when": "mcp.method == \"tools/call\""},
+	]}},
+})
+
+keyed(claims, method) := d if {
+	d := mcpgate.decision with data.mcpgate.config as keyed_cfg
+		with input as {
+			"route": {"key": "ns/keyed/0"},
+			"request": {"scheme": "http", "host": "h", "path": "/mcp", "method": "POST"},
+			"jwt": {"present": true, "valid": true, "claims": claims},
+			"mcp": {"method": method},
+			"phase": "request",
+		}
+}
+
+test_keyed_limit_counts_per_key_value if {
+	keyed({"sub": "alice"}, "tools/call").ratelimit == [
+		{"key": `local/MCPRateLimitPolicy:ns/keyed/0/"alice"`, "limit": 60, "period": 60, "burst": 0},
+		{"key": "local/MCPRateLimitPolicy:ns/keyed/1", "limit": 6, "period": 1, "burst": 1},
+	]
+}
+
+test_condition_selects_the_requests if {
+	keyed({"sub": "bob"}, "tools/list").ratelimit == [{"key": `local/MCPRateLimitPolicy:ns/keyed/0/"bob"`, "limit": 60, "period": 60, "burst": 0}]
+}
+
+test_undefined_key_shares_one_counter if {
+	keyed({}, "ping").ratelimit == [{"key": "local/MCPRateLimitPolicy:ns/keyed/0/undefined", "limit": 60, "period": 60, "burst": 0}]
+}

@@ -46,3 +46,13 @@ user_ratelimit contains ["tlimits", x] if {
 	input.route.key == "ns/r/0"
 	some x in data.mcpgate.user.tlimits.ratelimit
 }
+
+limit_key contains ["MCPRateLimitPolicy:ns/keyed", 0, k] if {
+	input.route.key == "ns/keyed/0"
+	k := input.jwt.claims.sub
+}
+
+limit_when contains ["MCPRateLimitPolicy:ns/keyed", 1] if {
+	input.route.key == "ns/keyed/0"
+	input.mcp.method == "tools/call"
+}

@@ -10,6 +10,7 @@ import (
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/parser"
 )
 
@@ -46,10 +47,11 @@ import (
 //     exactly when it is, error absorption included (when c errors or is not a boolean the
 //     conditional errors, and so the first is never true and the second never false), so
 //     nothing is lost. Should the result exceed Compile's limits (c is duplicated), the
-//     coarser rewriting is used instead: a' || b' where atoms become true, a' && b' where
-//     they become false, at a positive node under (and at a negative node over) the constant
-//     false (true) (a' || b' or a' && b' would be unsound there: c errors for some
-//     arguments, and then the conditional is neither true nor false).
+//     coarser rewriting is used instead, with a' and b' the approximated branches: over,
+//     a' || b' at a positive node and a' && b' at a negative one; under, the constant false
+//     at a positive node and true at a negative one. (Under, a' && b' and a' || b' would be
+//     unsound: for arguments that make c error, the conditional is neither true nor false,
+//     whatever its branches.)
 //   - Anything else (a comparison, a function call, in, has(), a macro such as exists or all,
 //     a field selection, a literal...) is an atom. An atom that does not read the arguments
 //     is kept unchanged. One that does (directly, or through the whole mcp or mcp.tool object,
@@ -115,8 +117,8 @@ func CompileApprox(expr string, over bool) (*Rule, error) {
 
 // approximate returns the text of the over- or under-approximation of expr (see
 // CompileApprox). expand selects the exact rewriting of conditionals whose condition reads the
-// arguments; without it they are approximated coarsely, which never makes the text longer or
-// more deeply nested than expr's parse tree.
+// arguments; without it they are approximated coarsely, which duplicates nothing, so the text
+// stays about as long and as deeply nested as expr.
 func approximate(expr string, over, expand bool) (string, error) {
 	tree, errs := celParser.Parse(common.NewTextSource(expr))
 	if errs != nil && len(errs.GetErrors()) > 0 {
@@ -160,6 +162,13 @@ func approximate(expr string, over, expand bool) (string, error) {
 // && and || compared as flat lists (the parser balances them, Unparse prints them flat).
 func sameExpr(x, y celast.Expr) bool {
 	if x.Kind() != y.Kind() {
+		// -(1) prints as -1, which parses as a literal: the same value.
+		if v, ok := negatedLiteral(x); ok && y.Kind() == celast.LiteralKind {
+			return v.Type() == y.AsLiteral().Type() && v.Equal(y.AsLiteral()) == types.True
+		}
+		if v, ok := negatedLiteral(y); ok && x.Kind() == celast.LiteralKind {
+			return v.Type() == x.AsLiteral().Type() && v.Equal(x.AsLiteral()) == types.True
+		}
 		return false
 	}
 	switch x.Kind() {
@@ -200,6 +209,27 @@ func sameExpr(x, y celast.Expr) bool {
 		return true
 	}
 	return false // structs and comprehensions: Compile rejects them
+}
+
+// negatedLiteral returns the value of -n for e = -(n), n an int or double literal.
+func negatedLiteral(e celast.Expr) (ref.Val, bool) {
+	if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != operators.Negate || len(e.AsCall().Args()) != 1 {
+		return nil, false
+	}
+	arg := e.AsCall().Args()[0]
+	if arg.Kind() != celast.LiteralKind {
+		return nil, false
+	}
+	switch v := arg.AsLiteral().(type) {
+	case types.Int:
+		if v == math.MinInt64 {
+			return nil, false
+		}
+		return -v, true
+	case types.Double:
+		return -v, true
+	}
+	return nil, false
 }
 
 func sameExprs(xs, ys []celast.Expr) bool {

@@ -72,6 +72,7 @@ var approxCases = []approxCase{
 	{`[1].exists(mcp, mcp == 1) && mcp.tool.arguments.a == 1`, `[1].exists(mcp, mcp == 1)`, `false`},
 	{`jwt.n == 1.0 && jwt.m == 2u && jwt.s == "a\"b\\c" && mcp.tool.arguments.a == 1`,
 		`jwt.n == 1.0 && jwt.m == 2u && jwt.s == "a\"b\\c"`, `false`},
+	{`-(1) == jwt.n && -(1.5) == jwt.m && mcp.tool.arguments.a == 1`, `-1 == jwt.n && -1.5 == jwt.m`, `false`},
 	{"jwt.`a-jwt`.b == 1 && jwt.`in` == 2 && mcp.tool.arguments.a == 1", "jwt.`a-jwt`.b == 1 && jwt.`in` == 2", `false`},
 	{"jwt.sub == \"alice\"\n  && mcp.tool.arguments.a == 1\n  || mcp.tool.name == \"b\"",
 		`jwt.sub == "alice" || mcp.tool.name == "b"`, `mcp.tool.name == "b"`},
@@ -236,7 +237,9 @@ func TestApproxErrors(t *testing.T) {
 func TestApproxUnparseRoundTrip(t *testing.T) {
 	exprs := []string{}
 	for _, tc := range approxCases {
-		exprs = append(exprs, tc.expr)
+		if !strings.Contains(tc.expr, "-(1") { // -(1) prints as the literal -1: same value, other Rego
+			exprs = append(exprs, tc.expr)
+		}
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.cel"))
 	for _, f := range files {
@@ -254,6 +257,8 @@ func TestApproxUnparseRoundTrip(t *testing.T) {
 		"jwt.`a-jwt`.b == 1 && jwt.`in`.exists(x, x == jwt.` a`) && jwt.`a.b` == jwt.as",
 		`1e100 == jwt.n && -0.0 == jwt.n && 18446744073709551615u == jwt.n && -9223372036854775808 == jwt.n`,
 		`jwt.r == r'\d' && jwt.s == '''x"y''' && jwt.t == "\x41\u00e9\U0001F600"`,
+		`-(-1) == jwt.n || -(-jwt.n) == 1 || !(!jwt.x) || - - jwt.n == 1 || !!jwt.x`,
+		`(1 < 2) < (3 < 4) && (jwt.a || jwt.b) == (jwt.c && jwt.d) && (jwt.a ? jwt.b : jwt.c).d`,
 	)
 	for _, expr := range exprs {
 		want, err := Compile(expr)
@@ -301,6 +306,11 @@ func TestApproxSameExpr(t *testing.T) {
 		{`f(a, b)`, `a.f(b)`, false},
 		{`[1, 2][0]`, `[1, 2][0]`, true},
 		{`{"a": 1}`, `{"a": 2}`, false},
+		{`-(1) == a`, `-1 == a`, true},
+		{`-(1.5) == a`, `-1.5 == a`, true},
+		{`-(1) == a`, `-1.0 == a`, false},
+		{`-(-1) == a`, `1 == a`, true},
+		{`-(1u) == a`, `-1u == a`, true},
 	} {
 		if got := sameExpr(parse(tc.a), parse(tc.b)); got != tc.want {
 			t.Errorf("sameExpr(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)

@@ -36,3 +36,34 @@ type RegoModule struct {
 	Name string `json:"name"`
 	Rego string `json:"rego"`
 }
+
+// MCPRateLimitPolicy adds keyed rate limits to Gateways, HTTPRoutes or
+// AgentgatewayBackends: agentgateway's local rate limit (requests + burst
+// per unit) with a CEL key — one counter per value, e.g. per subject or per
+// tool — and an optional CEL condition.
+type MCPRateLimitPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec MCPRateLimitPolicySpec `json:"spec"`
+}
+
+// MCPRateLimitPolicySpec is the policy's desired state.
+type MCPRateLimitPolicySpec struct {
+	TargetRefs []agw.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs"`
+	Limits     []KeyedRateLimit                                `json:"limits"`
+}
+
+// KeyedRateLimit admits requests+burst requests per unit for each value of
+// Key, among the requests for which When holds.
+type KeyedRateLimit struct {
+	Requests int32                  `json:"requests"`
+	Unit     agw.LocalRateLimitUnit `json:"unit"`
+	Burst    *int32                 `json:"burst,omitempty"`
+	// Key is a CEL expression (jwt.sub, mcp.tool.name, ...); unset: one
+	// counter for all. A key that cannot be evaluated (a missing claim)
+	// counts in one shared "undefined" counter.
+	Key string `json:"key,omitempty"`
+	// When is a CEL condition; unset: every request.
+	When string `json:"when,omitempty"`
+}

@@ -61,8 +61,8 @@ bench: ## benchmarks (decision path, authn, parser)
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./engine/mcp
-	$(GO) test -run '^$$' -fuzz FuzzCompile -fuzztime $${FUZZTIME:-60s} ./translate/cel
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-60s} ./engine/mcp
+	for f in FuzzCompile FuzzCompileApprox FuzzCompileValue FuzzEquivalence; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s} ./translate/cel || exit 1; done
 
 .PHONY: clean
 clean: ## remove build outputs (keeps the cached Dex build)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/common"
 	celast "cel.dev/cel-go/common/ast"
@@ -46,8 +47,8 @@ import (
 //     approximated. The first is true exactly when the conditional is, the second false
 //     exactly when it is, error absorption included (when c errors or is not a boolean the
 //     conditional errors, and so the first is never true and the second never false), so
-//     nothing is lost. Should the result exceed Compile's limits (c is duplicated), the
-//     coarser rewriting is used instead, with a' and b' the approximated branches: over,
+//     nothing is lost. Should the rewritten text grow to more than twice the length of expr
+//     (c is duplicated), or exceed Compile's limits, the coarser rewriting is used instead, with a' and b' the approximated branches: over,
 //     a' || b' at a positive node and a' && b' at a negative one; under, the constant false
 //     at a positive node and true at a negative one. (Under, a' && b' and a' || b' would be
 //     unsound: for arguments that make c error, the conditional is neither true nor false,
@@ -144,6 +145,9 @@ func approximate(expr string, over, expand bool) (string, error) {
 	text, err := unparse(out, a.info)
 	if err != nil {
 		return "", &Error{Line: 1, Column: 1, Msg: "cannot approximate: " + err.Error()}
+	}
+	if n := utf8.RuneCountInString(text); expand && n > maxExpandedGrowth*len(a.src)+maxExpandedSlack {
+		return "", &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("cannot approximate: the exact rewriting of conditionals is too long (%d characters)", n)}
 	}
 	// Guard against the unparser: the text must parse back to the rewritten tree.
 	// (The rewritten text may exceed the parser's limits when conditionals were expanded.)
@@ -252,6 +256,14 @@ type approximator struct {
 	deps   map[int64]bool // readsArguments, by expression id (of the parsed tree)
 	steps  int            // calls of rewrite, bounded by maxApproxSteps
 }
+
+// The exact rewriting of conditionals is used only while the text stays within
+// maxExpandedGrowth times expr's length plus maxExpandedSlack characters: it duplicates
+// conditions, and Compile's time grows faster than linearly with the length of an expression.
+const (
+	maxExpandedGrowth = 2
+	maxExpandedSlack  = 64
+)
 
 // maxApproxSteps bounds the work of the exact rewriting of conditionals, which approximates
 // each condition twice: conditionals nested in conditions would otherwise take exponential

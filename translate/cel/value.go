@@ -34,7 +34,8 @@ type Value struct {
 // value, and the rule is undefined exactly when CEL would report an evaluation error (a
 // missing claim or field, a type mismatch, an index out of range, ...). The value may be of
 // any type (string, number, bool, null, list, map); Rego's numbers do not distinguish CEL's
-// int, uint and double (see the package documentation).
+// int, uint and double (see the package documentation), and a map literal with integer or bool
+// keys ({1: "a"}) is a Rego object whose keys become strings when the value is read as JSON.
 //
 // It accepts the variables, functions and macros Compile accepts, with the same static checks
 // and limits, and every error is an *Error with a position.

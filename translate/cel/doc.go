@@ -68,6 +68,13 @@
 // construction, the optional syntax (?. and [?]), timestamps and durations, two-variable
 // comprehensions, and functions of CEL extension libraries.
 //
+// # Values and approximations
+//
+// Besides boolean rules, CompileValue compiles an expression for its value (rate-limit keys
+// such as jwt.sub), rendered by ValueModule as `<name> := <term>`, undefined exactly when CEL
+// would report an error. CompileApprox compiles an over- or under-approximation of a rule
+// that reads mcp.tool.arguments, for list results, which have no arguments (see its doc).
+//
 // # Where Rego's values differ from CEL's
 //
 // Rego numbers are JSON numbers: CEL's int, uint and double are not distinguished.

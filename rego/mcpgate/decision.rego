@@ -24,6 +24,7 @@ decision := unknown_route if {
 } else := authn.challenge if {
 	authn.reject
 } else := authz.denial if {
+	governed
 	count(authz.deny) > 0
 } else := allowed
 
@@ -33,7 +34,23 @@ allowed := {
 	"reasons": [],
 	"headers": {},
 	"ratelimit": ratelimit.descriptors,
+} if governed
+
+else := {
+	"allow": true,
+	"http_status": 200,
+	"reasons": [],
+	"headers": {},
+	"ratelimit": [],
 }
+
+# governed holds when authorization rules, user modules or rate limits apply
+# to the route; the rest of the library is skipped for routes without any.
+governed if count(route.authz) > 0
+
+governed if count(route.user) > 0
+
+governed if count(route.ratelimit) > 0
 
 list_result := {
 	"allow": true,

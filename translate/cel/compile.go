@@ -107,20 +107,9 @@ var celParser = func() *parser.Parser {
 // Compile parses one CEL expression and returns a Rego rule body that is satisfied exactly
 // when the expression evaluates to true. Every error is an *Error.
 func Compile(expr string) (*Rule, error) {
-	if !utf8.ValidString(expr) {
-		return nil, &Error{Line: 1, Column: 1, Msg: "expression is not valid UTF-8"}
-	}
-	if n := utf8.RuneCountInString(expr); n > maxExpressionChars {
-		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("expression is longer than %d characters", maxExpressionChars)}
-	}
-	if strings.TrimSpace(expr) == "" {
-		return nil, &Error{Line: 1, Column: 1, Msg: "empty expression"}
-	}
-	tree, errs := celParser.Parse(common.NewTextSource(expr))
-	if errs != nil && len(errs.GetErrors()) > 0 {
-		first := errs.GetErrors()[0]
-		line, col := position(first.Location)
-		return nil, &Error{Line: line, Column: col, Msg: strings.TrimPrefix(first.Message, "Syntax error: ")}
+	tree, err := parseExpr(expr)
+	if err != nil {
+		return nil, err
 	}
 	c := &compiler{info: tree.SourceInfo(), src: []rune(expr), refs: map[string]bool{}}
 	body, err := c.truth(tree.Expr())

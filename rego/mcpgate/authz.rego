@@ -16,61 +16,29 @@
 #   may use.
 package mcpgate.authz
 
-import data.mcpgate.config
-
-# The authorization policies and user modules that apply to this route.
-policies := config.routes[input.route.key].authz
-
-user_modules := config.routes[input.route.key].user
-
 # completion/complete names a prompt or a resource (template) too: answering
 # it would reveal a hidden item.
 item_methods := {"tools/call", "prompts/get", "resources/read", "resources/subscribe", "resources/unsubscribe", "completion/complete"}
 
-# The rules that match the item in input.mcp, as [policy, index], from the
-# generated module mcpgate.generated.routes (see translate/routes_module.go).
-# List results have no arguments: for them a generated package's list_match
-# set decides a rule that reads mcp.tool.arguments by an approximation
-# compiled with it — for Allow and Require rules true whenever some arguments
-# could satisfy it, for Deny rules true only when every argument would. So a
-# tool stays listed whenever some call of it could be allowed; rules that do
-# not read the arguments decide lists and calls identically.
-hits := data.mcpgate.generated.routes.hits
+# The merge of the route's rules is generated per route, rule by rule, in
+# package mcpgate.generated.routes (translate/routes_module.go): deny_hit and
+# require_miss hold the reasons of matching Deny and unmet Require rules,
+# allow_hit and has_allow tell whether an Allow rule matched and whether
+# there is any. List results have no arguments: for them a rule that reads
+# mcp.tool.arguments is decided by an approximation compiled with it — for
+# Allow and Require rules true whenever some arguments could satisfy it, for
+# Deny rules true only when every argument would. So a tool stays listed
+# whenever some call of it could be allowed; rules that do not read the
+# arguments decide lists and calls identically.
+routes := data.mcpgate.generated.routes
 
-has_allow_rules if {
-	some p in policies
-	some r in config.authz[p].rules
-	r.action == "Allow"
-}
+denied := {r | some r in routes.deny_hit}
 
-has_allow_rules if {
-	some u in user_modules
-	config.user[u].allow
-}
-
-allow_hit if {
-	some [p, i] in hits
-	config.authz[p].rules[i].action == "Allow"
-}
-
-allow_hit if count(data.mcpgate.generated.routes.user_allow) > 0
-
-denied contains sprintf("%s rule %d (Deny) matched: %s", [p, i, r.expression]) if {
-	some [p, i] in hits
-	r := config.authz[p].rules[i]
-	r.action == "Deny"
-}
-
-unmet contains sprintf("%s rule %d (Require) did not match: %s", [p, i, r.expression]) if {
-	some p in policies
-	some i, r in config.authz[p].rules
-	r.action == "Require"
-	not [p, i] in hits
-}
+unmet := {r | some r in routes.require_miss}
 
 unallowed contains "no Allow rule matched" if {
-	has_allow_rules
-	not allow_hit
+	routes.has_allow
+	not routes.allow_hit
 }
 
 # A user module's deny set refuses, whatever the method; entries are reasons.

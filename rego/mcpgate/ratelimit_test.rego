@@ -5,7 +5,7 @@ import data.mcpgate
 cfg := {
 	"version": "v1",
 	"routes": {
-		"ns/r/0": {"key": "ns/r/0", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit", "ns/route-limit"]},
+		"ns/rl/0": {"key": "ns/rl/0", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit", "ns/route-limit"]},
 		"ns/free/0": {"key": "ns/free/0", "authz": [], "user": [], "ratelimit": []},
 	},
 	"authn": {"ns/strict": {"key": "ns/strict", "mode": "Strict"}},
@@ -29,7 +29,7 @@ decide(route, claims, tool) := d if {
 }
 
 test_every_rule_of_every_level_is_a_descriptor if {
-	d := decide("ns/r/0", {"sub": "alice"}, "echo")
+	d := decide("ns/rl/0", {"sub": "alice"}, "echo")
 	d.allow
 	# user descriptors come from a set: compare regardless of order
 	{x | some x in d.ratelimit} == {
@@ -43,7 +43,7 @@ test_every_rule_of_every_level_is_a_descriptor if {
 }
 
 test_user_descriptors_follow_the_input if {
-	d := decide("ns/r/0", {}, "get-sum")
+	d := decide("ns/rl/0", {}, "get-sum")
 	keys := [x.key | some x in d.ratelimit]
 	not "user/tlimits/alice" in keys
 	"user/tlimits/get-sum" in keys
@@ -52,9 +52,9 @@ test_user_descriptors_follow_the_input if {
 test_routes_without_limits_have_none if decide("ns/free/0", {"sub": "alice"}, "echo").ratelimit == []
 
 test_denied_requests_carry_no_descriptors if {
-	d := mcpgate.decision with data.mcpgate.config as object.union(cfg, {"routes": {"ns/r/0": {"key": "ns/r/0", "authn": "ns/strict", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit"]}}})
+	d := mcpgate.decision with data.mcpgate.config as object.union(cfg, {"routes": {"ns/rl/0": {"key": "ns/rl/0", "authn": "ns/strict", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit"]}}})
 		with input as {
-			"route": {"key": "ns/r/0"},
+			"route": {"key": "ns/rl/0"},
 			"request": {"scheme": "http", "host": "h", "path": "/mcp", "method": "POST"},
 			"jwt": {"present": false, "valid": false, "claims": {}},
 			"mcp": {"method": "tools/call", "tool": {"name": "echo"}},

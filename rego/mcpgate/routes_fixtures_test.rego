@@ -3,22 +3,62 @@
 # (translate/routes_module.go generates the real one).
 package mcpgate.generated.routes
 
-authz_routes := {
-	"ns/r/0": {"ns/allow": "t_allow", "ns/deny": "t_deny", "ns/require": "t_require"},
-	"ns/allow-only/0": {"ns/allow": "t_allow"},
-	"ns/deny-only/0": {"ns/deny": "t_deny"},
+# Routes with authorization rules, as translate/routes_module.go writes them.
+allow_routes := {"ns/r/0", "ns/allow-only/0"}
+
+deny_routes := {"ns/r/0", "ns/deny-only/0"}
+
+has_allow if input.route.key in allow_routes
+
+has_allow if input.route.key == "ns/only/0"
+
+allow_hit if {
+	input.route.key in allow_routes
+	data.mcpgate.generated.t_allow.r0
 }
 
-hits contains [p, i] if {
+allow_hit if {
+	input.route.key in allow_routes
+	data.mcpgate.generated.t_allow.r1
+}
+
+allow_hit if {
+	input.route.key in allow_routes
 	input.phase != "list"
-	some p, pkg in authz_routes[input.route.key]
-	some i in data.mcpgate.generated[pkg].match
+	data.mcpgate.generated.t_allow.r2
 }
 
-hits contains [p, i] if {
+allow_hit if {
+	input.route.key in allow_routes
 	input.phase == "list"
-	some p, pkg in authz_routes[input.route.key]
-	some i in data.mcpgate.generated[pkg].list_match
+	data.mcpgate.generated.t_allow.l2
+}
+
+allow_hit if {
+	input.route.key == "ns/only/0"
+	data.mcpgate.user.tonly.allow == true
+}
+
+deny_hit contains "ns/deny rule 0 (Deny) matched: mcp.tool.name == \"get-env\"" if {
+	input.route.key in deny_routes
+	data.mcpgate.generated.t_deny.r0
+}
+
+deny_hit contains "ns/deny rule 1 (Deny) matched: mcp.tool.name == \"echo\" && mcp.tool.arguments.loud == true" if {
+	input.route.key in deny_routes
+	input.phase != "list"
+	data.mcpgate.generated.t_deny.r1
+}
+
+deny_hit contains "ns/deny rule 1 (Deny) matched: mcp.tool.name == \"echo\" && mcp.tool.arguments.loud == true" if {
+	input.route.key in deny_routes
+	input.phase == "list"
+	data.mcpgate.generated.t_deny.l1
+}
+
+require_miss contains "ns/require rule 0 (Require) did not match: has(jwt.sub)" if {
+	input.route.key == "ns/r/0"
+	not data.mcpgate.generated.t_require.r0
 }
 
 user_deny contains ["tsums", d] if {
@@ -32,18 +72,13 @@ user_status contains s if {
 	s := data.mcpgate.user.tsums.http_status
 }
 
-user_allow contains "tonly" if {
-	input.route.key == "ns/only/0"
-	data.mcpgate.user.tonly.allow == true
-}
-
 user_deny contains ["thide", d] if {
 	input.route.key == "ns/hidden/0"
 	some d in data.mcpgate.user.thide.deny
 }
 
 user_ratelimit contains ["tlimits", x] if {
-	input.route.key == "ns/r/0"
+	input.route.key == "ns/rl/0"
 	some x in data.mcpgate.user.tlimits.ratelimit
 }
 

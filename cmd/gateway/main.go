@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,6 +169,7 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")
 	redisAddr := fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
 	failureMode := fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
 	if err := fs.Parse(args); err != nil {
@@ -190,6 +193,7 @@ func run(args []string) error {
 	}
 	var b *bundle.Bundle
 	var err error
+	seen := fingerprint(src.files) // before reading: a change made meanwhile is not missed
 	if *bundlePath != "" {
 		if len(src.files) > 0 {
 			return errors.New("pass either -f or --bundle, not both")
@@ -242,6 +246,9 @@ func run(args []string) error {
 			}
 		}()
 	}
+	if *watch > 0 && *bundlePath == "" {
+		go reload(ctx, log, gw, &src, override, *watch, seen)
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -265,4 +272,72 @@ func readBundle(path string) (*bundle.Bundle, error) {
 	}
 	defer f.Close()
 	return bundle.Read(f)
+}
+
+// reload polls the configuration files and activates each valid change. A
+// change that does not load, translate or compile is logged and the running
+// configuration keeps serving. Listener ports are fixed at start: a change
+// of ports is refused until restart.
+// last is the fingerprint taken before the running configuration was read.
+func reload(ctx context.Context, log *slog.Logger, gw *engine.Gateway, src *sourceFlags, override func(*ir.Config) error, every time.Duration, last string) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := fingerprint(src.files)
+		if fp == last {
+			continue
+		}
+		last = fp
+		b, err := src.compile(override)
+		if err != nil {
+			log.Error("configuration change rejected; the previous configuration keeps serving", "error", err.Error())
+			continue
+		}
+		if ports := portsOf(b.Config); fmt.Sprint(ports) != fmt.Sprint(gw.Ports()) {
+			log.Error("configuration change rejected: listener ports changed; restart the gateway to change them", "ports", ports, "serving", gw.Ports())
+			continue
+		}
+		if b.Revision == gw.Revision() {
+			continue
+		}
+		if err := gw.Activate(ctx, b); err != nil {
+			log.Error("configuration change rejected; the previous configuration keeps serving", "error", err.Error())
+		}
+	}
+}
+
+// fingerprint summarises the names, sizes and modification times of the
+// configuration files, to notice changes without reading them.
+func fingerprint(paths []string) string {
+	var b strings.Builder
+	for _, p := range paths {
+		_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				fmt.Fprintf(&b, "%s:err;", path)
+				return nil
+			}
+			if d.IsDir() && path != p {
+				return filepath.SkipDir
+			}
+			if info, err := d.Info(); err == nil && !d.IsDir() {
+				fmt.Fprintf(&b, "%s:%d:%d;", path, info.Size(), info.ModTime().UnixNano())
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
+
+func portsOf(cfg *ir.Config) []int {
+	var out []int
+	for _, l := range cfg.Listeners {
+		out = append(out, l.Port)
+	}
+	sort.Ints(out)
+	return out
 }

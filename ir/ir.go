@@ -6,6 +6,8 @@
 // beyond small lookups.
 package ir
 
+import "encoding/json"
+
 // Version of the IR and of the OPA input document (docs/input.md). Bump it on
 // any incompatible change; the Rego library checks it.
 const Version = "v1"
@@ -50,6 +52,32 @@ type Route struct {
 	User      []string    `json:"user"`            // user Rego packages that apply
 	RateLimit []string    `json:"ratelimit"`       // rate-limit policy keys attached at any level
 	Authn     string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
+}
+
+// Governed reports whether authorization rules, user modules or rate limits
+// apply to the route. It is written into the bundle data as "governed", so
+// the library skips the authorization and rate-limit rules of routes that
+// have none without counting lists on every request.
+func (r *Route) Governed() bool {
+	return len(r.Authz) > 0 || len(r.User) > 0 || len(r.RateLimit) > 0
+}
+
+// Limited reports whether requests on the route may carry rate-limit
+// descriptors: rate-limit policies, or user modules (which may return a
+// ratelimit set). Written into the bundle data as "limited".
+func (r *Route) Limited() bool {
+	return len(r.RateLimit) > 0 || len(r.User) > 0
+}
+
+// MarshalJSON writes the route with its derived "governed" and "limited"
+// fields.
+func (r *Route) MarshalJSON() ([]byte, error) {
+	type fields Route // the same fields without this method
+	return json.Marshal(struct {
+		*fields
+		Governed bool `json:"governed"`
+		Limited  bool `json:"limited"`
+	}{(*fields)(r), r.Governed(), r.Limited()})
 }
 
 // PathMatch is a Gateway API path match.

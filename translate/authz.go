@@ -68,6 +68,14 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 		t.fail(kind, ns, name, field, "generating Rego: %v", err)
 		return nil, true, false
 	}
+	for rn, r := range rules {
+		body, err := cel.BodyText(r)
+		if err != nil {
+			t.fail(kind, ns, name, field, "generating Rego: %v", err)
+			return nil, true, false
+		}
+		t.bodies[az.Package+"."+rn] = body
+	}
 	modules[GeneratedPath(az.Package)] = text + matchSets(az)
 	modules[cel.PreludePath] = cel.Prelude
 	return az, true, true

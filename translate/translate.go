@@ -60,6 +60,10 @@ type translator struct {
 	routes   map[string]*gwv1.HTTPRoute
 	backends map[string]*v1alpha1.AgentgatewayBackend
 	services map[string]*corev1.Service
+
+	// bodies holds the Rego body of each compiled authorization rule by
+	// "<package>.<rule>", for the routes module to inline.
+	bodies map[string]string
 }
 
 func (t *translator) fail(kind, ns, name, field, format string, args ...any) {
@@ -87,6 +91,7 @@ func Translate(res *Resources) (*Result, error) {
 		routes:   map[string]*gwv1.HTTPRoute{},
 		backends: map[string]*v1alpha1.AgentgatewayBackend{},
 		services: map[string]*corev1.Service{},
+		bodies:   map[string]string{},
 	}
 	if t.res.Sources == nil {
 		t.res.Sources = map[string]string{}
@@ -128,7 +133,7 @@ func Translate(res *Resources) (*Result, error) {
 	for i := range cfg.Listeners {
 		sortMatches(cfg.Listeners[i].Matches)
 	}
-	out.Modules[RoutesPath] = routesModule(cfg)
+	out.Modules[RoutesPath] = routesModule(cfg, t.bodies)
 	return out, errors.Join(t.errs...)
 }
 

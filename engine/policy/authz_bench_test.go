@@ -107,6 +107,7 @@ func BenchmarkDecideRules(b *testing.B) {
 			in := callInput(fmt.Sprintf("tool_%d", n-1))
 			ctx := context.Background()
 			b.ReportAllocs()
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				d, err := ev.Decide(ctx, in)
 				if err != nil || !d.Allow {
@@ -134,6 +135,7 @@ func BenchmarkFilterList(b *testing.B) {
 	}`).Value
 	ctx := context.Background()
 	b.ReportAllocs()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		d, err := ev.Decide(ctx, in)
 		if err != nil || len(d.Visible["tools"]) != 10 {

@@ -461,6 +461,7 @@ func BenchmarkDecide(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		d, err := ev.Decide(ctx, in)
 		if err != nil || !d.Allow {
@@ -476,6 +477,7 @@ func BenchmarkDecideDeny(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		d, err := ev.Decide(ctx, in)
 		if err != nil || d.HTTPStatus != 401 {
@@ -490,6 +492,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpuPerOp(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			d, err := ev.Decide(ctx, in)
@@ -514,6 +517,7 @@ func BenchmarkEvalFloor(b *testing.B) {
 	in := input(b, routeStrict, "/mcp", jwtValid)
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		rs, err := pq.Eval(ctx, rego.EvalParsedInput(in))
 		if err != nil || len(rs) != 1 {

@@ -50,6 +50,29 @@ user_denied contains sprintf("mcpgate.user.%s: %v", [u, [d]]) if {
 # when it is permitted.
 refusals := ((denied | unmet) | unallowed) | user_denied
 
+# refused holds when the current message must be refused. It is the cheap
+# question asked of every message: each rule stops at the first reason, and
+# the reasons themselves (deny, below) are computed only for a denial.
+refused if some _ in routes.user_deny
+
+refused if {
+	input.mcp.method in item_methods
+	item_refused
+}
+
+# item_refused holds when the item in input.mcp (a call's, or one list
+# entry's) is refused: refusals (below) is not empty.
+item_refused if some _ in routes.deny_hit
+
+item_refused if some _ in routes.require_miss
+
+item_refused if {
+	routes.has_allow
+	not routes.allow_hit
+}
+
+item_refused if some _ in routes.user_deny
+
 # deny is the set of reasons to refuse the current message: every rule for
 # a message naming an item, user modules' deny for any message.
 deny := refusals if input.mcp.method in item_methods
@@ -102,22 +125,22 @@ visible := {
 	"tools": [t.name |
 		some t in object.get(input.mcp.list, "tools", [])
 		item := item_input("tool", t)
-		count(refusals) == 0 with input as item
+		not item_refused with input as item
 	],
 	"prompts": [x.name |
 		some x in object.get(input.mcp.list, "prompts", [])
 		item := item_input("prompt", x)
-		count(refusals) == 0 with input as item
+		not item_refused with input as item
 	],
 	"resources": [x.uri |
 		some x in object.get(input.mcp.list, "resources", [])
 		item := item_input("resource", x)
-		count(refusals) == 0 with input as item
+		not item_refused with input as item
 	],
 	"resource_templates": [x.uriTemplate |
 		some x in object.get(input.mcp.list, "resource_templates", [])
 		item := item_input("resource", x)
-		count(refusals) == 0 with input as item
+		not item_refused with input as item
 	],
 }
 

@@ -6,10 +6,10 @@ import data.mcpgate
 cfg := {
 	"version": "v1",
 	"routes": {
-		"ns/r/0": {"key": "ns/r/0", "authz": ["ns/allow", "ns/deny", "ns/require"]},
+		"ns/r/0": {"key": "ns/r/0", "governed": true, "authz": ["ns/allow", "ns/deny", "ns/require"]},
 		"ns/open/0": {"key": "ns/open/0", "authz": []},
-		"ns/allow-only/0": {"key": "ns/allow-only/0", "authz": ["ns/allow"]},
-		"ns/deny-only/0": {"key": "ns/deny-only/0", "authz": ["ns/deny"]},
+		"ns/allow-only/0": {"key": "ns/allow-only/0", "governed": true, "authz": ["ns/allow"]},
+		"ns/deny-only/0": {"key": "ns/deny-only/0", "governed": true, "authz": ["ns/deny"]},
 	},
 	"authn": {},
 	"authz": {

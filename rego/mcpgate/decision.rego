@@ -22,35 +22,36 @@ decision := unknown_route if {
 } else := list_result if {
 	input.phase == "list"
 } else := authn.challenge if {
+	# A valid token never needs the authentication rules (Go sets valid
+	# only together with present); this keeps them off the common path.
+	not input.jwt.valid
 	authn.reject
 } else := authz.denial if {
-	governed
-	count(authz.deny) > 0
-} else := allowed
+	route.governed
+	authz.refused
+} else := allowed if {
+	route.limited
+} else := unlimited
 
+# route.governed and route.limited are written by translate (ir.Route):
+# governed holds when authorization rules, user modules or rate limits apply
+# to the route, limited when rate limits or user modules (which may return
+# descriptors) do. The rest of the library is skipped for routes without any.
 allowed := {
 	"allow": true,
 	"http_status": 200,
 	"reasons": [],
 	"headers": {},
 	"ratelimit": ratelimit.descriptors,
-} if governed
+}
 
-else := {
+unlimited := {
 	"allow": true,
 	"http_status": 200,
 	"reasons": [],
 	"headers": {},
 	"ratelimit": [],
 }
-
-# governed holds when authorization rules, user modules or rate limits apply
-# to the route; the rest of the library is skipped for routes without any.
-governed if count(route.authz) > 0
-
-governed if count(route.user) > 0
-
-governed if count(route.ratelimit) > 0
 
 list_result := {
 	"allow": true,

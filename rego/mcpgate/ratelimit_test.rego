@@ -5,7 +5,7 @@ import data.mcpgate
 cfg := {
 	"version": "v1",
 	"routes": {
-		"ns/rl/0": {"key": "ns/rl/0", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit", "ns/route-limit"]},
+		"ns/rl/0": {"key": "ns/rl/0", "governed": true, "limited": true, "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit", "ns/route-limit"]},
 		"ns/free/0": {"key": "ns/free/0", "authz": [], "user": [], "ratelimit": []},
 	},
 	"authn": {"ns/strict": {"key": "ns/strict", "mode": "Strict"}},
@@ -52,7 +52,7 @@ test_user_descriptors_follow_the_input if {
 test_routes_without_limits_have_none if decide("ns/free/0", {"sub": "alice"}, "echo").ratelimit == []
 
 test_denied_requests_carry_no_descriptors if {
-	d := mcpgate.decision with data.mcpgate.config as object.union(cfg, {"routes": {"ns/rl/0": {"key": "ns/rl/0", "authn": "ns/strict", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit"]}}})
+	d := mcpgate.decision with data.mcpgate.config as object.union(cfg, {"routes": {"ns/rl/0": {"key": "ns/rl/0", "governed": true, "limited": true, "authn": "ns/strict", "authz": [], "user": ["tlimits"], "ratelimit": ["ns/gw-limit"]}}})
 		with input as {
 			"route": {"key": "ns/rl/0"},
 			"request": {"scheme": "http", "host": "h", "path": "/mcp", "method": "POST"},
@@ -65,7 +65,7 @@ test_denied_requests_carry_no_descriptors if {
 }
 
 keyed_cfg := object.union(cfg, {
-	"routes": {"ns/keyed/0": {"key": "ns/keyed/0", "authz": [], "user": [], "ratelimit": ["MCPRateLimitPolicy:ns/keyed"]}},
+	"routes": {"ns/keyed/0": {"key": "ns/keyed/0", "governed": true, "limited": true, "authz": [], "user": [], "ratelimit": ["MCPRateLimitPolicy:ns/keyed"]}},
 	"ratelimit": {"MCPRateLimitPolicy:ns/keyed": {"key": "MCPRateLimitPolicy:ns/keyed", "package": "p_x", "rules": [
 		{"requests": 60, "burst": 0, "seconds": 60, "key": "jwt.sub"},
 		{"requests": 5, "burst": 1, "seconds": 1, "when": "mcp.method == \"tools/call\""},

@@ -6,9 +6,9 @@ import data.mcpgate
 cfg := {
 	"version": "v1",
 	"routes": {
-		"ns/sums/0": {"key": "ns/sums/0", "authz": [], "user": ["tsums"]},
-		"ns/only/0": {"key": "ns/only/0", "authz": [], "user": ["tonly"]},
-		"ns/hidden/0": {"key": "ns/hidden/0", "authz": [], "user": ["thide"]},
+		"ns/sums/0": {"key": "ns/sums/0", "governed": true, "limited": true, "authz": [], "user": ["tsums"]},
+		"ns/only/0": {"key": "ns/only/0", "governed": true, "limited": true, "authz": [], "user": ["tonly"]},
+		"ns/hidden/0": {"key": "ns/hidden/0", "governed": true, "limited": true, "authz": [], "user": ["thide"]},
 	},
 	"authn": {},
 	"authz": {},

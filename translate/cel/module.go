@@ -2,6 +2,7 @@ package cel
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -189,4 +190,19 @@ func check(mod *ast.Module, text string) error {
 		return fmt.Errorf("cel: generated module does not compile: %w", compiler.Errors)
 	}
 	return nil
+}
+
+// BodyText prints a rule body with OPA's formatter, one expression per line
+// without indentation, for inlining into another rule of a module that
+// imports data.mcpgate.cel (translate's routes module does, so OPA indexes
+// the body's equality tests together with the route's).
+func BodyText(r *Rule) (string, error) {
+	if r == nil || len(r.Body) == 0 {
+		return "", errors.New("cel: empty body")
+	}
+	text, err := format.AstWithOpts(r.Body.Copy(), format.Opts{RegoVersion: ast.RegoV1, IgnoreLocations: true})
+	if err != nil {
+		return "", fmt.Errorf("cel: format: %w", err)
+	}
+	return strings.TrimSpace(string(text)), nil
 }

@@ -46,15 +46,19 @@ conditional(c, a, b) := a[0] if {
 # CEL x in c: list membership, or key membership for maps.
 member(x, c) := x in c if {
 	is_array(c)
-} else := x in object.keys(c) if {
+} else := true if {
+	is_object(c)
+	_ = c[x] # a key lookup, not a set of all keys
+} else := false if {
 	is_object(c)
 }
 
 # CEL has(o.k): presence of a map key. o itself must evaluate (a missing parent is an error,
 # so the call is undefined). As in cel-go, a scalar or null has no fields (false) and a list is
 # an error. (agentgateway's CEL answers false for lists too; an error is the safer answer.)
-has_field(o, k) := k in object.keys(o) if {
+has_field(o, k) := true if {
 	is_object(o)
+	_ = o[k] # defined whatever the value, false and null included
 } else := false if {
 	not is_array(o)
 }

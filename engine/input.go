@@ -27,6 +27,19 @@ var (
 	vEmptyObject                                            = ast.ObjectTerm()
 )
 
+// headerNames holds the lower-case name terms of the headers MCP clients
+// usually send, built once (other names are lower-cased per request; the
+// table never grows with what clients send).
+var headerNames = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, h := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Length", "Content-Type",
+		"Host", "Last-Event-Id", "Mcp-Protocol-Version", "Mcp-Session-Id", "Origin", "Referer", "Sec-Fetch-Mode", "User-Agent",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id", "Traceparent", "Tracestate"} {
+		m[h] = ast.StringTerm(strings.ToLower(h))
+	}
+	return m
+}()
+
 // hiddenHeaders never reach the policy: credentials are represented by the
 // verified jwt section, not by raw values a rule could leak.
 var hiddenHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
@@ -49,7 +62,17 @@ func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.M
 		if hiddenHeaders[k] {
 			continue
 		}
-		headers = append(headers, [2]*ast.Term{ast.StringTerm(strings.ToLower(k)), ast.StringTerm(strings.Join(vs, ", "))})
+		name, ok := headerNames[k]
+		if !ok {
+			name = ast.StringTerm(strings.ToLower(k))
+		}
+		value := ""
+		if len(vs) == 1 {
+			value = vs[0]
+		} else {
+			value = strings.Join(vs, ", ")
+		}
+		headers = append(headers, [2]*ast.Term{name, ast.StringTerm(value)})
 	}
 	host, port, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -134,6 +157,11 @@ func mcpTerm(r *http.Request, target string, msg *mcp.Message) *ast.Term {
 }
 
 func idValue(msg *mcp.Message) ast.Value {
+	// The parser accepted the id as a JSON string, number or null; numbers,
+	// the usual case, need no decoding.
+	if id := msg.ID; len(id) > 0 && (id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
+		return ast.Number(id)
+	}
 	v, err := ast.ValueFromReader(strings.NewReader(string(msg.ID)))
 	if err != nil {
 		return ast.Null{}

@@ -25,9 +25,13 @@ import (
 // ErrBundle is wrapped by every error of this package.
 var ErrBundle = errors.New("bundle")
 
-// Root is the only bundle root mcpgate owns; user modules live below it too
+// Root is the bundle root mcpgate owns; user modules live below it too
 // (mcpgate.user.*), so one bundle never overwrites another tool's data.
 const Root = "mcpgate"
+
+// LogRoot is the second root a bundle may have: package system.log, the
+// decision-log mask and drop rules of OPA (docs/observability.md).
+const LogRoot = "system/log"
 
 // Bundle is a compiled configuration.
 type Bundle struct {
@@ -101,8 +105,15 @@ func (b *Bundle) Write(w io.Writer) error {
 		return err
 	}
 	v1 := 1
+	roots := []string{Root}
+	for p := range b.Modules {
+		if strings.HasPrefix(p, LogRoot+"/") {
+			roots = append(roots, LogRoot)
+			break
+		}
+	}
 	ob := opabundle.Bundle{
-		Manifest: opabundle.Manifest{Revision: b.Revision, Roots: &[]string{Root}, RegoVersion: &v1},
+		Manifest: opabundle.Manifest{Revision: b.Revision, Roots: &roots, RegoVersion: &v1},
 		Data:     data,
 	}
 	for _, p := range sortedKeys(b.Modules) {

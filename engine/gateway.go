@@ -48,14 +48,21 @@ type Options struct {
 	// RateLimitFailOpen admits requests when the limiter's store is
 	// unavailable; by default (fail closed) they get 503.
 	RateLimitFailOpen bool
+	// Metrics receives the gateway's Prometheus metrics; nil: a fresh set
+	// (Gateway.Metrics returns it for the admin listener).
+	Metrics *Metrics
+	// DecisionLog writes one event per decision; nil: no decision log.
+	DecisionLog *DecisionLog
 }
 
 // Gateway serves MCP traffic for the active configuration.
 type Gateway struct {
-	opts Options
-	log  *slog.Logger
-	snap atomic.Pointer[snapshot]
-	mu   sync.Mutex // serialises activations
+	opts        Options
+	log         *slog.Logger
+	metrics     *Metrics
+	decisionLog *DecisionLog
+	snap        atomic.Pointer[snapshot]
+	mu          sync.Mutex // serialises activations
 }
 
 // New returns a gateway with no configuration: every request gets 503 until
@@ -84,8 +91,14 @@ func New(opts Options) *Gateway {
 	if opts.Authn.Logger == nil {
 		opts.Authn.Logger = opts.Logger
 	}
-	return &Gateway{opts: opts, log: opts.Logger}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog}
 }
+
+// Metrics returns the gateway's metrics (for the admin listener).
+func (g *Gateway) Metrics() *Metrics { return g.metrics }
 
 // snapshot is everything one configuration needs at request time.
 type snapshot struct {
@@ -123,6 +136,21 @@ func (g *Gateway) Config() *ir.Config {
 func (g *Gateway) Activate(ctx context.Context, b *bundle.Bundle) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	old := g.snap.Load()
+	err := g.activate(ctx, b)
+	if err != nil {
+		g.metrics.activations.WithLabelValues("error").Inc()
+		return err
+	}
+	g.metrics.activations.WithLabelValues("ok").Inc()
+	if old != nil {
+		g.metrics.bundleInfo.DeleteLabelValues(old.revision)
+	}
+	g.metrics.bundleInfo.WithLabelValues(b.Revision).Set(1)
+	return nil
+}
+
+func (g *Gateway) activate(ctx context.Context, b *bundle.Bundle) error {
 	start := time.Now()
 	ev, err := policy.New(ctx, b)
 	if err != nil {
@@ -141,7 +169,16 @@ func (g *Gateway) Activate(ctx context.Context, b *bundle.Bundle) error {
 				continue
 			}
 		}
-		v, err := authn.New(context.WithoutCancel(ctx), an, g.opts.Authn)
+		aopts := g.opts.Authn
+		fetches := g.metrics.jwksFetches
+		aopts.OnFetch = func(err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			fetches.WithLabelValues(an.Key, result).Inc()
+		}
+		v, err := authn.New(context.WithoutCancel(ctx), an, aopts)
 		if err != nil {
 			for _, c := range created {
 				c.Close()
@@ -260,4 +297,25 @@ func routeTerm(l ir.Listener, rt *ir.Route, target ir.Target) *ast.Term {
 		ast.Item(ast.StringTerm("backend"), ast.StringTerm(rt.Backend)),
 		ast.Item(ast.StringTerm("target"), ast.StringTerm(target.Name)),
 	)
+}
+
+// Ready reports whether the gateway can serve: a configuration is active
+// and every authentication policy holds keys (its JWKS was reachable at
+// least once). The reason says what is missing.
+func (g *Gateway) Ready() (bool, string) {
+	s := g.snap.Load()
+	if s == nil {
+		return false, "no active configuration"
+	}
+	keys := make([]string, 0, len(s.verifiers))
+	for k := range s.verifiers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !s.verifiers[k].v.Ready() {
+			return false, "no keys yet for authentication policy " + k
+		}
+	}
+	return true, "revision " + s.revision
 }

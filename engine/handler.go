@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -51,23 +50,10 @@ func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *rou
 }
 
 func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
 	var msg *mcp.Message
-	var subject string
-	defer func() {
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "route", h.route.Key, "status", rec.status, "duration", time.Since(start).String()}
-		if msg != nil {
-			attrs = append(attrs, "mcp_method", msg.Method)
-			if msg.Name != "" {
-				attrs = append(attrs, "name", msg.Name)
-			}
-		}
-		if subject != "" {
-			attrs = append(attrs, "subject", subject)
-		}
-		h.g.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.Group("mcp", attrs...))
-	}()
+	o := &observation{start: time.Now()}
+	defer h.finish(r, rec, o)
 	w = rec
 
 	if !h.originAllowed(r) {
@@ -102,6 +88,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeParseError(w, err)
 			return
 		}
+		o.msg = msg
 	case http.MethodGet, http.MethodDelete:
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
@@ -111,14 +98,17 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var res authn.Result
 	if h.verifier != nil {
+		start := time.Now()
 		if tok, ok := authn.Bearer(r.Header.Get("Authorization")); ok {
 			res = h.verifier.Verify(r.Context(), tok)
 		} else if r.Header.Get("Authorization") != "" {
 			res = authn.Result{Present: true, Error: "authorization header is not a bearer token"}
 		}
-		subject = res.Subject
+		h.observeStage("authn", start)
+		o.subject = res.Subject
 	}
-	d, err := h.s.eval.Decide(r.Context(), buildInput(r, h.term, h.target.Name, msg, res))
+	d, err := h.decide(r, buildInput(r, h.term, h.target.Name, msg, res), "decision", o)
+	w.Header().Set(DecisionIDHeader, o.decisionID)
 	if err != nil {
 		// Fail closed, and tell the client nothing about the internals.
 		h.g.log.Error("policy evaluation failed", "route", h.route.Key, "error", err)
@@ -126,6 +116,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !d.Allow {
+		withDecisionID(d, o.decisionID)
 		writeDenial(w, idOf(msg), d)
 		return
 	}
@@ -134,8 +125,14 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(k, v)
 		}
 	}
-	if len(d.RateLimit) > 0 && !h.admit(w, r, msg, d) {
-		return
+	if len(d.RateLimit) > 0 {
+		start := time.Now()
+		admitted := h.admit(w, r, msg, d)
+		h.observeStage("ratelimit", start)
+		if !admitted {
+			h.g.metrics.rateLimited.WithLabelValues(h.route.Key).Inc()
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodPost:

@@ -129,7 +129,7 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 	}
 	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
 	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
-	d, err := h.s.eval.Decide(r.Context(), buildInputPhase(r, h.term, h.target.Name, asked, res, list))
+	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, asked, res, list), "list", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Mes
 	setUpstreamHeaders(req, session, version)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := h.g.opts.Upstream.Do(req)
+	resp, err := h.do(req)
 	if err != nil {
 		h.upstreamFailed(w, r, idOf(msg), err)
 		return
@@ -73,6 +73,9 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 	if passSession {
 		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
 			hdr.Set("Mcp-Session-Id", sid)
+			if msg != nil && msg.Method == "initialize" && resp.StatusCode == http.StatusOK {
+				h.g.metrics.sessionStarted()
+			}
 		}
 	}
 	ct := resp.Header.Get("Content-Type")
@@ -172,7 +175,7 @@ func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request, rewrite re
 	if id := r.Header.Get("Last-Event-Id"); id != "" {
 		req.Header.Set("Last-Event-ID", id)
 	}
-	resp, err := h.g.opts.Upstream.Do(req)
+	resp, err := h.do(req)
 	if err != nil {
 		h.upstreamFailed(w, r, nil, err)
 		return
@@ -189,12 +192,15 @@ func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setUpstreamHeaders(req, r.Header.Get("Mcp-Session-Id"), r.Header.Get("Mcp-Protocol-Version"))
-	resp, err := h.g.opts.Upstream.Do(req)
+	resp, err := h.do(req)
 	if err != nil {
 		h.upstreamFailed(w, r, nil, err)
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 300 {
+		h.g.metrics.sessionEnded()
+	}
 	h.relay(w, r, resp, nil, false, nil)
 }
 
@@ -280,7 +286,7 @@ func (h *routeHandler) closeSession(sid, version string) {
 			return
 		}
 		setUpstreamHeaders(req, sid, version)
-		resp, err := h.g.opts.Upstream.Do(req)
+		resp, err := h.do(req)
 		if err != nil {
 			return
 		}
@@ -297,7 +303,7 @@ func (h *routeHandler) rawPost(ctx context.Context, body []byte, session, versio
 	setUpstreamHeaders(req, session, version)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	return h.g.opts.Upstream.Do(req)
+	return h.do(req)
 }
 
 // firstResponse reads the JSON-RPC response with the given id from a JSON or

@@ -52,6 +52,9 @@ type Route struct {
 	User      []string    `json:"user"`            // user Rego packages that apply
 	RateLimit []string    `json:"ratelimit"`       // rate-limit policy keys attached at any level
 	Authn     string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
+	// DryRun holds when a dry-run authorization policy applies to the
+	// route: decisions then report what it would have refused.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Governed reports whether authorization rules, user modules or rate limits
@@ -124,6 +127,9 @@ type Authz struct {
 	Key     string      `json:"key"`
 	Package string      `json:"package"` // e.g. "p_0f3a…", under mcpgate.generated
 	Rules   []AuthzRule `json:"rules"`
+	// DryRun policies (annotation mcpgate.dev/dry-run: "true") are
+	// evaluated and reported ("would deny") but never enforced.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // AuthzRule is one compiled CEL expression.

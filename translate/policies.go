@@ -111,6 +111,9 @@ func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attach
 		targets, targetsOK := t.targetRefs(kind, ns, name, p.Spec.TargetRefs)
 		an, authnSet, authnOK := t.authn(p)
 		az, authzSet, authzOK := t.authz(p, modules)
+		if az != nil {
+			az.DryRun = dryRun(p.Annotations)
+		}
 		rl, rlSet, rlOK := t.rateLimit(p)
 		if !targetsOK || !authnOK || !authzOK || !rlOK {
 			if authzSet && az != nil {
@@ -401,4 +404,14 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// DryRunAnnotation marks a policy whose authorization rules are evaluated
+// and reported ("would deny", in the decision, the logs and the metrics)
+// but not enforced: how an operator sees what a policy does before it
+// refuses anyone.
+const DryRunAnnotation = "mcpgate.dev/dry-run"
+
+func dryRun(annotations map[string]string) bool {
+	return annotations[DryRunAnnotation] == "true"
 }

@@ -101,6 +101,11 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 			User:      at.userFor(key(ns, name), section, bkey, gkey),
 			RateLimit: at.rateLimitFor(key(ns, name), section, bkey, gkey),
 		}
+		for _, p := range rt.Authz {
+			if az := cfg.Authz[p]; az != nil && az.DryRun {
+				rt.DryRun = true
+			}
+		}
 		cfg.Routes[rt.Key] = rt
 		for _, l := range listeners {
 			for _, m := range matches {

@@ -26,6 +26,7 @@ const RoutesPath = "mcpgate/generated/routes.rego"
 //	require_miss  a Require rule did not match (its reason)
 //	allow_hit     an Allow rule (or a user module's allow) matched
 //	has_allow     the route has Allow rules
+//	dry_*         the same for dry-run policies (reported, never enforced)
 //
 // Rules that read the arguments use their list rule for list results
 // (input.phase == "list").
@@ -47,7 +48,7 @@ func routesModule(cfg *ir.Config, bodies map[string]string) string {
 	for _, k := range keys {
 		rt := cfg.Routes[k]
 		route := lit(k)
-		hasAllow := false
+		hasAllow, hasDryAllow := false, false
 		for _, p := range rt.Authz {
 			az := cfg.Authz[p]
 			if az == nil {
@@ -56,13 +57,22 @@ func routesModule(cfg *ir.Config, bodies map[string]string) string {
 			pkg := "data.mcpgate.generated." + az.Package
 			for i, r := range az.Rules {
 				var head, neg string
+				dry := "" // dry-run policies feed the dry_* rules, which never refuse
+				if az.DryRun {
+					dry = "dry_"
+				}
 				switch r.Action {
 				case "Deny":
-					head = "deny_hit contains " + lit(fmt.Sprintf("%s rule %d (Deny) matched: %s", p, i, r.Expression))
+					head = dry + "deny_hit contains " + lit(fmt.Sprintf("%s rule %d (Deny) matched: %s", p, i, r.Expression))
 				case "Require":
-					head, neg = "require_miss contains "+lit(fmt.Sprintf("%s rule %d (Require) did not match: %s", p, i, r.Expression)), "not "
+					head, neg = dry+"require_miss contains "+lit(fmt.Sprintf("%s rule %d (Require) did not match: %s", p, i, r.Expression)), "not "
 				default:
-					head, hasAllow = "allow_hit", true
+					head = dry + "allow_hit"
+					if az.DryRun {
+						hasDryAllow = true
+					} else {
+						hasAllow = true
+					}
 				}
 				cond := func(rule string) string {
 					if body, ok := bodies[az.Package+"."+rule]; ok && neg == "" {
@@ -87,6 +97,9 @@ func routesModule(cfg *ir.Config, bodies map[string]string) string {
 		}
 		if hasAllow {
 			fmt.Fprintf(&b, "\nhas_allow if input.route.key == %s\n", route)
+		}
+		if hasDryAllow {
+			fmt.Fprintf(&b, "\ndry_has_allow if input.route.key == %s\n", route)
 		}
 		for _, p := range rt.RateLimit {
 			rl := cfg.RateLimit[p]

@@ -24,7 +24,11 @@ func UserPath(name string) string { return "mcpgate/user/" + name + ".rego" }
 // file or object and the line.
 func (t *translator) userModules(cfg *ir.Config, modules map[string]string, at *attachments) {
 	owner := map[string]string{} // package name -> source, to refuse duplicates
-	for _, m := range t.res.Modules {
+	for i, m := range t.res.Modules {
+		if isLogModule(m.Text) {
+			t.logModule(i, m.Source, m.Text, modules)
+			continue
+		}
 		if u, ok := t.userModule(m.Source, m.Text, owner, func(msg string) { t.errs = append(t.errs, fmt.Errorf("%w: %s: %s", ErrTranslate, m.Source, msg)) }); ok {
 			cfg.User[u.Name] = u
 			modules[UserPath(u.Name)] = m.Text
@@ -60,6 +64,33 @@ func (t *translator) userModules(cfg *ir.Config, modules map[string]string, at *
 			}
 		}
 	}
+}
+
+// LogPackage is the package of decision-log masking and drop rules, as in
+// OPA: data.system.log.mask (JSON pointers to remove, or upsert operations)
+// and data.system.log.drop. Only files next to the YAML may declare it: it
+// is an operator's concern, not a route's.
+const LogPackage = "system.log"
+
+// isLogModule reports whether a module declares package system.log (a
+// module that does not parse is left to userModule to report).
+func isLogModule(text string) bool {
+	mod, err := ast.ParseModuleWithOpts("", text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	return err == nil && mod.Package.Path.Equal(ast.MustParseRef("data."+LogPackage))
+}
+
+// logModule checks a system.log module and places it in the bundle at
+// system/log/<n>.rego.
+func (t *translator) logModule(i int, source, text string, modules map[string]string) {
+	mod, err := ast.ParseModuleWithOpts(source, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err == nil {
+		err = compileWithLibrary(source, mod)
+	}
+	if err != nil {
+		t.errs = append(t.errs, fmt.Errorf("%w: %s: %v", ErrTranslate, source, err))
+		return
+	}
+	modules[fmt.Sprintf("system/log/m%d.rego", i)] = text
 }
 
 // userModule parses one module and checks the namespace rule and that it

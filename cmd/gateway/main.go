@@ -172,6 +172,8 @@ func run(args []string) error {
 	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")
 	redisAddr := fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
 	failureMode := fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
+	var obs obsFlags
+	obs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -216,12 +218,21 @@ func run(args []string) error {
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *redisAddr, Logger: log})
 	defer limiter.Close()
-	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen"})
+	dlog, dlogClose, err := obs.openDecisionLog(version)
+	if err != nil {
+		return err
+	}
+	defer dlogClose.Close()
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen", DecisionLog: dlog})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}
 	var servers []*http.Server
-	errc := make(chan error, len(gw.Ports()))
+	errc := make(chan error, len(gw.Ports())+1)
+	admin, err := obs.startAdmin(gw, log, errc)
+	if err != nil {
+		return err
+	}
 	for _, p := range gw.Ports() {
 		addr := net.JoinHostPort(*bind, strconv.Itoa(p))
 		ln, err := net.Listen("tcp", addr)
@@ -261,6 +272,9 @@ func run(args []string) error {
 		if err := s.Shutdown(sctx); err != nil {
 			log.Warn("shutdown", "error", err)
 		}
+	}
+	if admin != nil {
+		_ = admin.Shutdown(sctx)
 	}
 	return nil
 }

@@ -108,6 +108,9 @@ type Options struct {
 	// long enough that a flood of forged kids costs the IdP at most one
 	// request per interval.
 	RefreshRateLimit time.Duration
+	// OnFetch, when set, is called after every JWKS download attempt with
+	// its error (nil on success), for metrics.
+	OnFetch func(err error)
 }
 
 // Verifier checks bearer tokens for one authentication policy. It is safe
@@ -124,6 +127,7 @@ type Verifier struct {
 	minGap   time.Duration
 	parser   *jwt.Parser
 	cache    *tokenCache
+	onFetch  func(error)
 
 	// keys is the current key set. It is replaced, never modified, so
 	// the request path reads it with one atomic load.
@@ -167,6 +171,7 @@ func New(ctx context.Context, cfg *ir.Authn, opts Options) (*Verifier, error) {
 		leeway:   opts.Leeway,
 		interval: time.Duration(cfg.CacheSeconds) * time.Second,
 		minGap:   opts.RefreshRateLimit,
+		onFetch:  opts.OnFetch,
 	}
 	if v.client == nil {
 		v.client = &http.Client{Timeout: DefaultHTTPTimeout}

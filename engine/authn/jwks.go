@@ -294,6 +294,9 @@ func (v *Verifier) fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
 	defer cancel()
 	err := v.fetchAndInstall(ctx)
+	if v.onFetch != nil && v.ctx.Err() == nil {
+		v.onFetch(err)
+	}
 	if err != nil && v.ctx.Err() == nil {
 		v.log.WarnContext(ctx, "jwks fetch failed, keeping current keys",
 			"url", v.logURL, "error", err)
@@ -337,4 +340,12 @@ func (v *Verifier) fetchAndInstall(ctx context.Context) error {
 		v.log.DebugContext(ctx, "jwks updated", "url", v.logURL, "keys", len(ks.all))
 	}
 	return nil
+}
+
+// Ready reports whether the verifier holds at least one key, so that it can
+// accept tokens: an inline key set always does, a fetched one once its first
+// download succeeded (and from then on, since an outage keeps the keys).
+func (v *Verifier) Ready() bool {
+	ks := v.keys.Load()
+	return ks != nil && len(ks.all) > 0
 }

@@ -35,6 +35,15 @@ type Decision struct {
 	// "prompts", "resources", "resource_templates"), the names (URIs) the
 	// caller may see.
 	Visible map[string]map[string]bool `json:"visible,omitempty"`
+	// DryRun reports what the route's dry-run policies would have refused
+	// (never enforced); nil on routes without any.
+	DryRun *DryRun `json:"dry_run,omitempty"`
+}
+
+// DryRun is the dry-run part of a decision.
+type DryRun struct {
+	WouldDeny bool     `json:"would_deny"`
+	Reasons   []string `json:"reasons"`
 }
 
 // JSONRPCError is the error object sent to the client in a JSON-RPC response.
@@ -64,6 +73,7 @@ type RateLimit struct {
 type Evaluator struct {
 	query    rego.PreparedEvalQuery
 	revision string
+	log      logRules
 }
 
 // New prepares the decision query for a bundle.
@@ -91,7 +101,11 @@ func New(ctx context.Context, b *bundle.Bundle) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: preparing %s: %w", mcprego.DecisionQuery, err)
 	}
-	return &Evaluator{query: pq, revision: b.Revision}, nil
+	lr, err := prepareLogRules(ctx, compiler, store)
+	if err != nil {
+		return nil, err
+	}
+	return &Evaluator{query: pq, revision: b.Revision, log: lr}, nil
 }
 
 // Revision is the bundle revision this evaluator decides with.
@@ -122,7 +136,7 @@ var (
 	kJSONRPC, kOAuth, kRateLimit, kCode       = ast.StringTerm("jsonrpc_error"), ast.StringTerm("oauth_error"), ast.StringTerm("ratelimit"), ast.StringTerm("code")
 	kMessage, kData, kError, kDescription     = ast.StringTerm("message"), ast.StringTerm("data"), ast.StringTerm("error"), ast.StringTerm("error_description")
 	kKey, kLimit, kPeriod, kBurst             = ast.StringTerm("key"), ast.StringTerm("limit"), ast.StringTerm("period"), ast.StringTerm("burst")
-	kVisible                                  = ast.StringTerm("visible")
+	kVisible, kDryRun, kWouldDeny             = ast.StringTerm("visible"), ast.StringTerm("dry_run"), ast.StringTerm("would_deny")
 )
 
 // parse reads the decision; unknown keys are ignored, wrong types fail
@@ -209,6 +223,17 @@ func parse(v ast.Value) (*Decision, error) {
 			})
 			d.Visible[string(kind)] = names
 		})
+	}
+	if dr, ok := value(m, kDryRun).(ast.Object); ok {
+		would, _ := value(dr, kWouldDeny).(ast.Boolean)
+		d.DryRun = &DryRun{WouldDeny: bool(would), Reasons: []string{}}
+		if rs, ok := value(dr, kReasons).(*ast.Array); ok {
+			rs.Foreach(func(t *ast.Term) {
+				if s, ok := t.Value.(ast.String); ok {
+					d.DryRun.Reasons = append(d.DryRun.Reasons, string(s))
+				}
+			})
+		}
 	}
 	if rl, ok := value(m, kRateLimit).(*ast.Array); ok {
 		for i := 0; i < rl.Len(); i++ {

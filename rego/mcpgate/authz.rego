@@ -73,6 +73,26 @@ item_refused if {
 
 item_refused if some _ in routes.user_deny
 
+# would_deny is the set of reasons the message would be refused for if the
+# route's dry-run policies (annotation mcpgate.dev/dry-run) were enforced
+# too. It is reported in the decision and never refuses anything.
+would_deny contains r if {
+	input.mcp.method in item_methods
+	some r in routes.dry_deny_hit
+}
+
+would_deny contains r if {
+	input.mcp.method in item_methods
+	some r in routes.dry_require_miss
+}
+
+would_deny contains "no Allow rule matched (dry-run Allow rules included)" if {
+	input.mcp.method in item_methods
+	routes.dry_has_allow
+	not routes.allow_hit
+	not routes.dry_allow_hit
+}
+
 # deny is the set of reasons to refuse the current message: every rule for
 # a message naming an item, user modules' deny for any message.
 deny := refusals if input.mcp.method in item_methods

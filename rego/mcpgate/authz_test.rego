@@ -10,6 +10,8 @@ cfg := {
 		"ns/open/0": {"key": "ns/open/0", "authz": []},
 		"ns/allow-only/0": {"key": "ns/allow-only/0", "governed": true, "authz": ["ns/allow"]},
 		"ns/deny-only/0": {"key": "ns/deny-only/0", "governed": true, "authz": ["ns/deny"]},
+		"ns/dry/0": {"key": "ns/dry/0", "governed": true, "dry_run": true, "authz": ["ns/allow", "ns/dry-deny"]},
+		"ns/dry-allow/0": {"key": "ns/dry-allow/0", "governed": true, "dry_run": true, "authz": ["ns/dry-allow"]},
 	},
 	"authn": {},
 	"authz": {
@@ -168,3 +170,34 @@ test_completion_of_a_hidden_prompt_is_refused if {
 		}
 	d.jsonrpc_error.message == "Unknown prompt: secret-prompt"
 }
+
+# Dry-run policies (routes ns/dry/0, ns/dry-allow/0 in the fixture routes
+# module): reported in dry_run, never enforced.
+test_dry_run_deny_is_reported_not_enforced if {
+	d := call("ns/dry/0", alice, "echo", {})
+	d.allow
+	d.dry_run.would_deny
+	d.dry_run.reasons == ["ns/dry-deny rule 0 (Deny) matched: mcp.tool.name == \"echo\""]
+}
+
+test_dry_run_without_hit_reports_nothing if {
+	d := call("ns/dry/0", admin, "other", {})
+	d.allow
+	not d.dry_run.would_deny
+	d.dry_run.reasons == []
+}
+
+test_enforced_rules_still_refuse_on_dry_run_routes if {
+	d := call("ns/dry/0", alice, "other", {})
+	not d.allow
+	d.jsonrpc_error.code == -32602
+}
+
+test_dry_run_allow_rules_report_unmatched_calls if {
+	d := call("ns/dry-allow/0", alice, "other", {})
+	d.allow
+	d.dry_run.reasons == ["no Allow rule matched (dry-run Allow rules included)"]
+	call("ns/dry-allow/0", alice, "echo", {}).dry_run.would_deny == false
+}
+
+test_dry_run_never_hides_listed_tools if list("ns/dry/0", alice, ["echo", "other"]) == ["echo"]

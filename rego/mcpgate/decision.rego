@@ -29,9 +29,22 @@ decision := unknown_route if {
 } else := authz.denial if {
 	route.governed
 	authz.refused
+} else := dry_run if {
+	route.dry_run
 } else := allowed if {
 	route.limited
 } else := unlimited
+
+# dry_run is the permit of a route with dry-run policies, with what they
+# would have refused (never enforced: allow stays true).
+dry_run := object.union(permit, {"dry_run": {
+	"would_deny": count(authz.would_deny) > 0,
+	"reasons": sort(authz.would_deny),
+}})
+
+permit := allowed if route.limited
+
+else := unlimited
 
 # route.governed and route.limited are written by translate (ir.Route):
 # governed holds when authorization rules, user modules or rate limits apply

@@ -91,3 +91,29 @@ limit_when contains ["MCPRateLimitPolicy:ns/keyed", 1] if {
 	input.route.key == "ns/keyed/0"
 	input.mcp.method == "tools/call"
 }
+
+# Dry-run policies: ns/dry-deny on ns/dry/0 (which also has ns/allow),
+# ns/dry-allow on ns/dry-allow/0.
+allow_hit if {
+	input.route.key == "ns/dry/0"
+	data.mcpgate.generated.t_allow.r0
+}
+
+allow_hit if {
+	input.route.key == "ns/dry/0"
+	data.mcpgate.generated.t_allow.r1
+}
+
+has_allow if input.route.key == "ns/dry/0"
+
+dry_deny_hit contains "ns/dry-deny rule 0 (Deny) matched: mcp.tool.name == \"echo\"" if {
+	input.route.key == "ns/dry/0"
+	input.mcp.tool.name == "echo"
+}
+
+dry_allow_hit if {
+	input.route.key == "ns/dry-allow/0"
+	input.mcp.tool.name == "echo"
+}
+
+dry_has_allow if input.route.key == "ns/dry-allow/0"

@@ -65,9 +65,10 @@ func Cleanup() {
 
 // Gateway is a running mcpgate (`gateway run`).
 type Gateway struct {
-	port int
-	dir  string
-	proc *process
+	port      int
+	adminPort int
+	dir       string
+	proc      *process
 }
 
 // StartGateway writes configYAML to a temporary directory and runs
@@ -111,13 +112,18 @@ func NewGateway(files map[string]string, extraArgs ...string) (*Gateway, error) 
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	args := append([]string{"run", "-f", dir, "--bind", "127.0.0.1", "--port", itoa(port)}, extraArgs...)
+	adminPort, err := FreePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	args := append([]string{"run", "-f", dir, "--bind", "127.0.0.1", "--port", itoa(port), "--admin-addr", "127.0.0.1:" + itoa(adminPort)}, extraArgs...)
 	proc, err := startProcess("gateway", exec.Command(bin, args...))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	g := &Gateway{port: port, dir: dir, proc: proc}
+	g := &Gateway{port: port, adminPort: adminPort, dir: dir, proc: proc}
 	if err := proc.waitReady(startTimeout, dialReady(g.Addr())); err != nil {
 		g.Close()
 		return nil, err
@@ -143,6 +149,9 @@ func (g *Gateway) Addr() string { return "127.0.0.1:" + itoa(g.port) }
 
 // URL is the gateway's base URL, http://127.0.0.1:<port>.
 func (g *Gateway) URL() string { return "http://" + g.Addr() }
+
+// AdminURL is the base URL of the admin listener (/metrics, /readyz...).
+func (g *Gateway) AdminURL() string { return "http://127.0.0.1:" + itoa(g.adminPort) }
 
 // Dir is the configuration directory passed with -f.
 func (g *Gateway) Dir() string { return g.dir }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mcpgate/mcpgate/engine"
+)
+
+// obsFlags are the observability options of `gateway run`.
+type obsFlags struct {
+	adminAddr   string
+	decisionLog string
+	sample      float64
+}
+
+func (o *obsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:15000", "admin listener: /metrics, /healthz, /readyz, /debug/pprof ('' disables)")
+	fs.StringVar(&o.decisionLog, "decision-log", "", "write OPA decision-log events as JSON lines to this file, or 'stdout' (default: off)")
+	fs.Float64Var(&o.sample, "decision-log-sample-allowed", 1, "fraction of allowed decisions logged (denials are always logged)")
+}
+
+// openDecisionLog opens the decision-log destination; the closer is a
+// no-op for stdout.
+func (o *obsFlags) openDecisionLog(version string) (*engine.DecisionLog, io.Closer, error) {
+	if o.sample <= 0 || o.sample > 1 {
+		return nil, nil, fmt.Errorf("--decision-log-sample-allowed %v: want 0 < s <= 1", o.sample)
+	}
+	var w io.Writer
+	var c io.Closer = io.NopCloser(nil)
+	switch o.decisionLog {
+	case "":
+		return nil, c, nil
+	case "stdout", "-":
+		w = os.Stdout
+	default:
+		f, err := os.OpenFile(o.decisionLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--decision-log: %w", err)
+		}
+		w, c = f, f
+	}
+	host, _ := os.Hostname()
+	return engine.NewDecisionLog(engine.DecisionLogOptions{
+		Writer:        w,
+		SampleAllowed: o.sample,
+		Labels:        map[string]string{"id": host, "version": version, "app": "mcpgate"},
+	}), c, nil
+}
+
+// startAdmin serves the admin endpoints; nil when disabled.
+func (o *obsFlags) startAdmin(gw *engine.Gateway, log *slog.Logger, errc chan<- error) (*http.Server, error) {
+	if o.adminAddr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-addr: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           gw.AdminHandler(version),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("admin listening", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	return srv, nil
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/engine/authn"
@@ -53,6 +54,9 @@ type Options struct {
 	Metrics *Metrics
 	// DecisionLog writes one event per decision; nil: no decision log.
 	DecisionLog *DecisionLog
+	// Tracer records OpenTelemetry spans of each request (tracing.go);
+	// nil: tracing off.
+	Tracer trace.Tracer
 }
 
 // Gateway serves MCP traffic for the active configuration.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/mcpgate/mcpgate/engine/authn"
 	"github.com/mcpgate/mcpgate/engine/mcp"
@@ -53,7 +54,11 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	var msg *mcp.Message
 	o := &observation{start: time.Now()}
-	defer h.finish(r, rec, o)
+	r, endSpan := h.startRequestSpan(r)
+	defer func() {
+		h.finish(r, rec, o)
+		endSpan(rec.status)
+	}()
 	w = rec
 
 	if !h.originAllowed(r) {
@@ -99,12 +104,15 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var res authn.Result
 	if h.verifier != nil {
 		start := time.Now()
+		span := h.stage(r.Context(), "mcpgate.authn")
 		if tok, ok := authn.Bearer(r.Header.Get("Authorization")); ok {
 			res = h.verifier.Verify(r.Context(), tok)
 		} else if r.Header.Get("Authorization") != "" {
 			res = authn.Result{Present: true, Error: "authorization header is not a bearer token"}
 		}
 		h.observeStage("authn", start)
+		span.SetAttributes(attribute.Bool("mcpgate.jwt.present", res.Present), attribute.Bool("mcpgate.jwt.valid", res.Valid))
+		span.End()
 		o.subject = res.Subject
 	}
 	d, err := h.decide(r, buildInput(r, h.term, h.target.Name, msg, res), "decision", o)
@@ -127,8 +135,11 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(d.RateLimit) > 0 {
 		start := time.Now()
+		span := h.stage(r.Context(), "mcpgate.ratelimit", attribute.Int("mcpgate.ratelimit.descriptors", len(d.RateLimit)))
 		admitted := h.admit(w, r, msg, d)
 		h.observeStage("ratelimit", start)
+		span.SetAttributes(attribute.Bool("mcpgate.ratelimit.admitted", admitted))
+		span.End()
 		if !admitted {
 			h.g.metrics.rateLimited.WithLabelValues(h.route.Key).Inc()
 			return

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpgate/mcpgate/engine/mcp"
 	"github.com/mcpgate/mcpgate/engine/policy"
@@ -32,6 +35,7 @@ type observation struct {
 // o receives the id and result of the request's own decision.
 func (h *routeHandler) decide(r *http.Request, in ast.Value, phase string, o *observation) (*policy.Decision, error) {
 	start := time.Now()
+	span := h.stage(r.Context(), "mcpgate.decision", attribute.String("mcpgate.phase", phase))
 	d, err := h.s.eval.Decide(r.Context(), in)
 	took := time.Since(start)
 	m := h.g.metrics
@@ -51,6 +55,8 @@ func (h *routeHandler) decide(r *http.Request, in ast.Value, phase string, o *ob
 		}
 	}
 	h.g.decisionLog.log(r.Context(), h.s.eval, id, r.RemoteAddr, in, d, err, took)
+	span.SetAttributes(attribute.String("mcpgate.decision_id", id), attribute.String("mcpgate.decision", result))
+	span.End()
 	if o != nil {
 		o.decisionID, o.result = id, result
 	}
@@ -122,7 +128,15 @@ func (h *routeHandler) finish(r *http.Request, rec *statusRecorder, o *observati
 // counting failures (no answer, or a 5xx).
 func (h *routeHandler) do(req *http.Request) (*http.Response, error) {
 	start := time.Now()
+	span := h.stage(req.Context(), "mcpgate.upstream", attribute.String("http.request.method", req.Method), attribute.String("mcpgate.target", h.target.Name))
+	defer span.End()
+	h.injectTrace(trace.ContextWithSpan(req.Context(), span), req)
 	resp, err := h.g.opts.Upstream.Do(req)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
 	h.g.metrics.upstreamSeconds.WithLabelValues(h.route.Key).Observe(time.Since(start).Seconds())
 	if err != nil || resp.StatusCode >= 500 {
 		h.g.metrics.upstreamErrors.WithLabelValues(h.route.Key).Inc()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,20 +12,45 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpgate/mcpgate/engine"
 )
 
 // obsFlags are the observability options of `gateway run`.
 type obsFlags struct {
-	adminAddr   string
-	decisionLog string
-	sample      float64
+	adminAddr    string
+	decisionLog  string
+	sample       float64
+	otlpEndpoint string
 }
 
 func (o *obsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:15000", "admin listener: /metrics, /healthz, /readyz, /debug/pprof ('' disables)")
 	fs.StringVar(&o.decisionLog, "decision-log", "", "write OPA decision-log events as JSON lines to this file, or 'stdout' (default: off)")
 	fs.Float64Var(&o.sample, "decision-log-sample-allowed", 1, "fraction of allowed decisions logged (denials are always logged)")
+	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://127.0.0.1:4318 (default: tracing off)")
+}
+
+// tracer sets up OTLP/HTTP trace export; nil (tracing off) without
+// --otlp-endpoint. The returned function flushes and stops the exporter.
+func (o *obsFlags) tracer(ctx context.Context) (trace.Tracer, func(context.Context) error, error) {
+	if o.otlpEndpoint == "" {
+		return nil, func(context.Context) error { return nil }, nil
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(o.otlpEndpoint))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--otlp-endpoint: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "mcpgate"), attribute.String("service.version", version))),
+	)
+	return tp.Tracer("github.com/mcpgate/mcpgate"), tp.Shutdown, nil
 }
 
 // openDecisionLog opens the decision-log destination; the closer is a

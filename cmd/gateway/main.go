@@ -223,7 +223,16 @@ func run(args []string) error {
 		return err
 	}
 	defer dlogClose.Close()
-	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen", DecisionLog: dlog})
+	tracer, stopTracing, err := obs.tracer(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen", DecisionLog: dlog, Tracer: tracer})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}

@@ -169,6 +169,10 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	upstreamTimeout := fs.Duration("upstream-timeout", engine.DefaultUpstreamTimeout, "how long to wait for an upstream's answer (headers, and the whole answer unless it is an SSE stream relayed to the client); then 504 with a JSON-RPC error")
+	bodyTimeout := fs.Duration("body-timeout", engine.DefaultBodyTimeout, "how long a client may take to send a request body once its headers arrived; then 408")
+	headerTimeout := fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (slowloris defence)")
+	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")
 	redisAddr := fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
 	failureMode := fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
@@ -216,7 +220,13 @@ func run(args []string) error {
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *redisAddr, Logger: log})
 	defer limiter.Close()
-	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen"})
+	for name, d := range map[string]time.Duration{"upstream-timeout": *upstreamTimeout, "body-timeout": *bodyTimeout, "read-header-timeout": *headerTimeout, "idle-timeout": *idleTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("--%s %s: must be positive", name, d)
+		}
+	}
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen",
+		UpstreamTimeout: *upstreamTimeout, BodyTimeout: *bodyTimeout})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}
@@ -233,8 +243,8 @@ func run(args []string) error {
 		}
 		srv := &http.Server{
 			Handler:           gw.Handler(p),
-			ReadHeaderTimeout: 10 * time.Second, // slowloris
-			IdleTimeout:       120 * time.Second,
+			ReadHeaderTimeout: *headerTimeout, // slowloris; the body is bounded by --body-timeout
+			IdleTimeout:       *idleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}

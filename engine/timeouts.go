@@ -55,9 +55,10 @@ func (d *deadline) done() {
 // returns false.
 func (h *routeHandler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	rc := http.NewResponseController(w)
-	// The deadline is on the connection: reset it afterwards, or it would
-	// cut a long response stream (net/http watches the connection for the
-	// client going away while the handler runs).
+	// The deadline is on the connection and must not outlive the body, or
+	// it would cut a long response stream. net/http clears it when it
+	// starts watching the connection after the body's EOF; clearing it here
+	// as well covers a body that was not read to its end.
 	if rc.SetReadDeadline(time.Now().Add(h.g.opts.BodyTimeout)) == nil {
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}

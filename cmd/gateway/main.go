@@ -284,14 +284,16 @@ func readBundle(path string) (*bundle.Bundle, error) {
 	return bundle.Read(f)
 }
 
-// reload polls the configuration files and activates each valid change. A
-// change that does not load, translate or compile is logged and the running
-// configuration keeps serving. Listener ports are fixed at start: a change
+// reload polls the configuration files and activates each valid change once
+// the files have stayed the same for one interval. A change that does not
+// load, translate or compile is logged and the running configuration keeps
+// serving. Listener ports are fixed at start: a change
 // of ports is refused until restart.
 // last is the fingerprint taken before the running configuration was read.
 func reload(ctx context.Context, log *slog.Logger, gw *engine.Gateway, src *sourceFlags, override func(*ir.Config) error, every time.Duration, last string) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	pending := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -300,9 +302,18 @@ func reload(ctx context.Context, log *slog.Logger, gw *engine.Gateway, src *sour
 		}
 		fp := fingerprint(src.files)
 		if fp == last {
+			pending = ""
 			continue
 		}
-		last = fp
+		if fp != pending {
+			// Changed since the last look: the files may be mid-write (an
+			// editor or a copy that truncates first would expose an empty
+			// policy file, a valid configuration without authentication).
+			// Read them once they have stayed the same for one interval.
+			pending = fp
+			continue
+		}
+		last, pending = fp, ""
 		b, err := src.compile(override)
 		if err != nil {
 			log.Error("configuration change rejected; the previous configuration keeps serving", "error", err.Error())

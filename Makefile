@@ -52,6 +52,7 @@ e2e: tools build ## end-to-end tests with real Dex, MCP servers and clients
 .PHONY: test
 test: tools lint build bundle-check ## everything CI checks
 	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 ./translate/... -run Golden
 	@git diff --exit-code -- translate/testdata || { echo "golden files changed: run 'go test ./translate/... -update' and commit"; exit 1; }
 
@@ -59,10 +60,33 @@ test: tools lint build bundle-check ## everything CI checks
 bench: ## benchmarks (decision path, authn, parser)
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/... ./translate/...
 
+# Every fuzz target as PACKAGE:TARGET. go test runs one -fuzz target per
+# invocation; the seed corpora also run as plain tests in `go test ./...`.
+FUZZ_TARGETS := ./engine/mcp:FuzzParse ./engine/authn:FuzzVerify ./k8s/load:FuzzLoad \
+	./translate/cel:FuzzCompile ./translate/cel:FuzzCompileApprox ./translate/cel:FuzzCompileValue ./translate/cel:FuzzEquivalence
+
 .PHONY: fuzz
-fuzz: ## run each fuzz target for FUZZTIME (default 60s)
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-60s} ./engine/mcp
-	for f in FuzzCompile FuzzCompileApprox FuzzCompileValue FuzzEquivalence; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-60s} ./translate/cel || exit 1; done
+fuzz: ## run each fuzz target for FUZZTIME (default 60s), one after the other
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $$t for $${FUZZTIME:-60s}"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 5s $${t%%:*} || exit 1; \
+	done
+
+.PHONY: fuzz-short
+fuzz-short: ## every fuzz target for FUZZTIME (default 8s), in two lanes (part of make test)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	lane() { for t in "$$@"; do \
+	  if $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-8s} -fuzzminimizetime 1s -parallel 1 $${t%%:*} > $$tmp/$${t#*:}.log 2>&1; \
+	  then echo "fuzz-short: $$t ok: $$(grep '^fuzz:' $$tmp/$${t#*:}.log | tail -1)"; \
+	  else echo "fuzz-short: $$t FAILED"; cat $$tmp/$${t#*:}.log; return 1; fi; \
+	done; }; \
+	lane $(wordlist 1,3,$(FUZZ_TARGETS)) & a=$$!; lane $(wordlist 4,99,$(FUZZ_TARGETS)) & b=$$!; \
+	wait $$a; ra=$$?; wait $$b; rb=$$?; exit $$((ra || rb))
+
+SOAK ?= 5m
+.PHONY: soak
+soak: tools build ## mixed traffic through the gateway for SOAK (default 5m); prints RSS, threads and descriptors at start and end
+	MCPGATE_SOAK=$(SOAK) MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -v -timeout 0 -run TestSoak ./tests/soak
 
 .PHONY: clean
 clean: ## remove build outputs (keeps the cached Dex build)

@@ -37,11 +37,22 @@ var ErrActivate = errors.New("activate")
 type Options struct {
 	Logger *slog.Logger
 	// Upstream is the client for MCP servers; nil means a pooled client
-	// with connect and response-header timeouts and no overall timeout
-	// (streams may be long).
+	// with a connect timeout and no overall timeout (streams may be long;
+	// UpstreamTimeout bounds each answer).
 	Upstream *http.Client
+	// UpstreamTimeout bounds the wait for an upstream's answer: its
+	// response headers, and the whole answer when it is JSON (or an SSE
+	// stream the gateway turns into JSON for a client that cannot read
+	// SSE). An SSE stream relayed to the client is not bounded once its
+	// headers arrived: it carries the progress of long operations and
+	// server-initiated messages. On expiry the client gets 504 with
+	// JSON-RPC error -32603. 0: 60s.
+	UpstreamTimeout time.Duration
 	// MaxBodyBytes bounds a request body (default 4 MiB; larger → 413).
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body once its headers arrived
+	// (a client trickling its body gets 408). 0: 30s.
+	BodyTimeout time.Duration
 	// Authn tunes token verification (JWKS HTTP client, cache size...).
 	Authn authn.Options
 	// Limiter counts rate-limit descriptors; nil means an in-memory limiter.
@@ -78,15 +89,20 @@ func New(opts Options) *Gateway {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = DefaultUpstreamTimeout
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	if opts.Upstream == nil {
 		opts.Upstream = &http.Client{Transport: &http.Transport{
-			Proxy:                 nil, // MCP servers are dialled directly, never via the environment's proxy
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 120 * time.Second,
-			DisableCompression:    true, // relay bytes as they come; SSE must not sit in a gzip buffer
+			Proxy:               nil, // MCP servers are dialled directly, never via the environment's proxy
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true, // relay bytes as they come; SSE must not sit in a gzip buffer
 		}}
 	}
 	if opts.Limiter == nil {

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -79,16 +77,11 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSONRPCError(w, http.StatusUnsupportedMediaType, nil, mcp.CodeInvalidRequest, "Content-Type must be application/json", nil)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeJSONRPCError(w, http.StatusRequestEntityTooLarge, nil, mcp.CodeInvalidRequest, "request body too large", nil)
-				return
-			}
-			writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeParseError, "could not read request body", nil)
+		body, ok := h.readBody(w, r)
+		if !ok {
 			return
 		}
+		var err error
 		if msg, err = mcp.Parse(body); err != nil {
 			writeParseError(w, err)
 			return

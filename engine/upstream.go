@@ -25,15 +25,16 @@ const maxEvent = 16 << 20
 // session the gateway opens and closes for them: stateful servers refuse
 // such requests otherwise.
 func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Message, rewrite rewriteFunc) {
-	ctx := r.Context()
+	dl := h.newDeadline(r.Context())
+	defer dl.done()
+	ctx := dl.ctx
 	session := r.Header.Get("Mcp-Session-Id")
 	version := r.Header.Get("Mcp-Protocol-Version")
 	ephemeral := false
 	if session == "" && msg.Kind == mcp.Request && msg.Method != "initialize" {
 		sid, v, err := h.openSession(ctx, version)
 		if err != nil {
-			h.g.log.Warn("opening upstream session failed", "route", h.route.Key, "target", h.target.Name, "error", err)
-			writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
+			h.upstreamFailed(w, r, dl, msg.ID, fmt.Errorf("opening upstream session: %w", err))
 			return
 		}
 		session, version, ephemeral = sid, v, true
@@ -51,11 +52,11 @@ func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Mes
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	resp, err := h.do(req)
 	if err != nil {
-		h.upstreamFailed(w, r, idOf(msg), err)
+		h.upstreamFailed(w, r, dl, idOf(msg), err)
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, msg, !ephemeral, rewrite)
+	h.relay(w, r, dl, resp, msg, !ephemeral, rewrite)
 }
 
 // rewriteFunc transforms the JSON-RPC response to the client's request
@@ -68,7 +69,11 @@ type rewriteFunc func([]byte) ([]byte, error)
 // text/event-stream in Accept): then the JSON-RPC response to its request is
 // picked out of the stream and returned as application/json. rewrite, when
 // set, applies to the response to msg, wherever it is.
-func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, msg *mcp.Message, passSession bool, rewrite rewriteFunc) {
+//
+// dl bounds the answer until it turns out to be a stream relayed as it
+// comes; a JSON answer is read whole before it is written, so a timeout or a
+// broken upstream still gets the client a proper error.
+func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, dl *deadline, resp *http.Response, msg *mcp.Message, passSession bool, rewrite rewriteFunc) {
 	hdr := w.Header()
 	if passSession {
 		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
@@ -83,25 +88,24 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 		if ct != "" {
 			hdr.Set("Content-Type", ct)
 		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxEvent+1))
+		if err != nil {
+			h.upstreamFailed(w, r, dl, idOf(msg), err)
+			return
+		}
+		if len(body) > maxEvent {
+			h.rewriteFailed(w, msg, mcp.ErrEventTooLarge)
+			return
+		}
 		if rewrite != nil {
-			body, err := io.ReadAll(io.LimitReader(resp.Body, maxEvent+1))
-			if err == nil && len(body) > maxEvent {
-				err = mcp.ErrEventTooLarge
-			}
-			if err == nil {
-				body, err = rewrite(body)
-			}
-			if err != nil {
+			if body, err = rewrite(body); err != nil {
 				h.rewriteFailed(w, msg, err)
 				return
 			}
-			hdr.Del("Content-Length")
-			w.WriteHeader(resp.StatusCode)
-			_, _ = w.Write(body)
-			return
 		}
+		hdr.Del("Content-Length")
 		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
+		_, _ = w.Write(body)
 		return
 	}
 	events := mcp.NewEventReader(resp.Body, maxEvent)
@@ -109,6 +113,10 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 		for {
 			ev, err := events.Next()
 			if err != nil {
+				if dl.expired() || r.Context().Err() != nil {
+					h.upstreamFailed(w, r, dl, msg.ID, err)
+					return
+				}
 				h.g.log.Warn("upstream stream ended without a response", "route", h.route.Key, "error", err)
 				writeJSONRPCError(w, http.StatusBadGateway, msg.ID, mcp.CodeInternalError, "upstream MCP server ended the stream without a response", nil)
 				return
@@ -128,6 +136,7 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 			}
 		}
 	}
+	dl.streaming()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
@@ -165,7 +174,9 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, resp *http.
 // stream relays the GET stream for server-initiated messages (and, after
 // Last-Event-ID, the replay of an earlier stream: filtered like the original).
 func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request, rewrite rewriteFunc) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, h.target.URL, nil)
+	dl := h.newDeadline(r.Context())
+	defer dl.done()
+	req, err := http.NewRequestWithContext(dl.ctx, http.MethodGet, h.target.URL, nil)
 	if err != nil {
 		writeJSONRPCError(w, http.StatusInternalServerError, nil, mcp.CodeInternalError, "internal error", nil)
 		return
@@ -177,16 +188,18 @@ func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request, rewrite re
 	}
 	resp, err := h.do(req)
 	if err != nil {
-		h.upstreamFailed(w, r, nil, err)
+		h.upstreamFailed(w, r, dl, nil, err)
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, resp, nil, true, rewrite)
+	h.relay(w, r, dl, resp, nil, true, rewrite)
 }
 
 // deleteSession forwards a client's session termination.
 func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodDelete, h.target.URL, nil)
+	dl := h.newDeadline(r.Context())
+	defer dl.done()
+	req, err := http.NewRequestWithContext(dl.ctx, http.MethodDelete, h.target.URL, nil)
 	if err != nil {
 		writeJSONRPCError(w, http.StatusInternalServerError, nil, mcp.CodeInternalError, "internal error", nil)
 		return
@@ -194,14 +207,14 @@ func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
 	setUpstreamHeaders(req, r.Header.Get("Mcp-Session-Id"), r.Header.Get("Mcp-Protocol-Version"))
 	resp, err := h.do(req)
 	if err != nil {
-		h.upstreamFailed(w, r, nil, err)
+		h.upstreamFailed(w, r, dl, nil, err)
 		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 300 {
 		h.g.metrics.sessionEnded()
 	}
-	h.relay(w, r, resp, nil, false, nil)
+	h.relay(w, r, dl, resp, nil, false, nil)
 }
 
 // setUpstreamHeaders sets the only client-derived headers that go upstream.
@@ -216,16 +229,20 @@ func setUpstreamHeaders(req *http.Request, session, version string) {
 	}
 }
 
-func (h *routeHandler) upstreamFailed(w http.ResponseWriter, r *http.Request, id jsontext.Value, err error) {
+// upstreamFailed answers for an upstream that could not be reached or did
+// not answer in time: 504 when the timeout cut it, 502 otherwise, JSON-RPC
+// error -32603 either way, with no internal address in the message.
+func (h *routeHandler) upstreamFailed(w http.ResponseWriter, r *http.Request, dl *deadline, id jsontext.Value, err error) {
 	if r.Context().Err() != nil {
 		return // the client went away
 	}
-	h.g.log.Warn("upstream request failed", "route", h.route.Key, "target", h.target.Name, "error", err)
-	status := http.StatusBadGateway
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-		status = http.StatusGatewayTimeout
+	if dl.expired() || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		h.g.log.Warn("upstream timed out", "route", h.route.Key, "target", h.target.Name, "timeout", h.g.opts.UpstreamTimeout.String(), "error", err)
+		writeJSONRPCError(w, http.StatusGatewayTimeout, id, mcp.CodeInternalError, "upstream MCP server timed out", nil)
+		return
 	}
-	writeJSONRPCError(w, status, id, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
+	h.g.log.Warn("upstream request failed", "route", h.route.Key, "target", h.target.Name, "error", err)
+	writeJSONRPCError(w, http.StatusBadGateway, id, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
 }
 
 func isTimeout(err error) bool {

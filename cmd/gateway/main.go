@@ -169,6 +169,10 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	maxBody := fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM")
+	upstreamTimeout := fs.Duration("upstream-timeout", engine.DefaultUpstreamTimeout, "how long to wait for an upstream's answer (headers, and the whole answer unless it is an SSE stream relayed to the client); then 504 with a JSON-RPC error")
+	bodyTimeout := fs.Duration("body-timeout", engine.DefaultBodyTimeout, "how long a client may take to send a request body once its headers arrived; then 408")
+	headerTimeout := fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (slowloris defence)")
+	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")
 	redisAddr := fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
 	failureMode := fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
@@ -218,6 +222,11 @@ func run(args []string) error {
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *redisAddr, Logger: log})
 	defer limiter.Close()
+	for name, d := range map[string]time.Duration{"upstream-timeout": *upstreamTimeout, "body-timeout": *bodyTimeout, "read-header-timeout": *headerTimeout, "idle-timeout": *idleTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("--%s %s: must be positive", name, d)
+		}
+	}
 	dlog, dlogClose, err := obs.openDecisionLog(version)
 	if err != nil {
 		return err
@@ -232,7 +241,8 @@ func run(args []string) error {
 		defer cancel()
 		_ = stopTracing(sctx)
 	}()
-	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen", DecisionLog: dlog, Tracer: tracer})
+	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen",
+		UpstreamTimeout: *upstreamTimeout, BodyTimeout: *bodyTimeout, DecisionLog: dlog, Tracer: tracer})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}
@@ -253,8 +263,8 @@ func run(args []string) error {
 		}
 		srv := &http.Server{
 			Handler:           gw.Handler(p),
-			ReadHeaderTimeout: 10 * time.Second, // slowloris
-			IdleTimeout:       120 * time.Second,
+			ReadHeaderTimeout: *headerTimeout, // slowloris; the body is bounded by --body-timeout
+			IdleTimeout:       *idleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
@@ -297,14 +307,16 @@ func readBundle(path string) (*bundle.Bundle, error) {
 	return bundle.Read(f)
 }
 
-// reload polls the configuration files and activates each valid change. A
-// change that does not load, translate or compile is logged and the running
-// configuration keeps serving. Listener ports are fixed at start: a change
+// reload polls the configuration files and activates each valid change once
+// the files have stayed the same for one interval. A change that does not
+// load, translate or compile is logged and the running configuration keeps
+// serving. Listener ports are fixed at start: a change
 // of ports is refused until restart.
 // last is the fingerprint taken before the running configuration was read.
 func reload(ctx context.Context, log *slog.Logger, gw *engine.Gateway, src *sourceFlags, override func(*ir.Config) error, every time.Duration, last string) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	pending := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -313,9 +325,18 @@ func reload(ctx context.Context, log *slog.Logger, gw *engine.Gateway, src *sour
 		}
 		fp := fingerprint(src.files)
 		if fp == last {
+			pending = ""
 			continue
 		}
-		last = fp
+		if fp != pending {
+			// Changed since the last look: the files may be mid-write (an
+			// editor or a copy that truncates first would expose an empty
+			// policy file, a valid configuration without authentication).
+			// Read them once they have stayed the same for one interval.
+			pending = fp
+			continue
+		}
+		last, pending = fp, ""
 		b, err := src.compile(override)
 		if err != nil {
 			log.Error("configuration change rejected; the previous configuration keeps serving", "error", err.Error())

@@ -155,3 +155,20 @@ func (g *Gateway) AdminURL() string { return "http://127.0.0.1:" + itoa(g.adminP
 
 // Dir is the configuration directory passed with -f.
 func (g *Gateway) Dir() string { return g.dir }
+
+// Pid is the gateway's process id (for /proc figures and signals).
+func (g *Gateway) Pid() int { return g.proc.cmd.Process.Pid }
+
+// Signal sends sig to the gateway process alone.
+func (g *Gateway) Signal(sig syscall.Signal) error { return syscall.Kill(g.Pid(), sig) }
+
+// Wait waits up to timeout for the gateway to exit and returns its exit
+// error; it fails if the gateway is still running then.
+func (g *Gateway) Wait(timeout time.Duration) error {
+	select {
+	case <-g.proc.done:
+		return g.proc.err
+	case <-time.After(timeout):
+		return fmt.Errorf("harness: gateway still running after %s", timeout)
+	}
+}

@@ -85,7 +85,7 @@ fuzz-short: ## every fuzz target for FUZZTIME (default 8s), in two lanes (part o
 
 SOAK ?= 5m
 .PHONY: soak
-soak: tools build ## mixed traffic through the gateway for SOAK (default 5m); prints RSS, threads and descriptors at start and end
+soak: tools build ## mixed traffic through the gateway for SOAK (default 5m); prints RSS, threads, descriptors and goroutines at start and end
 	MCPGATE_SOAK=$(SOAK) MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -v -timeout 0 -run TestSoak ./tests/soak
 
 .PHONY: clean

@@ -5,9 +5,8 @@
 // at the start and the end are printed. Real components only: Dex issues
 // the tokens, server-everything serves the tools.
 //
-// The gateway exposes no goroutine count (no debug endpoint yet); threads
-// and descriptors from /proc stand in for it: a goroutine stuck on a
-// connection holds a descriptor.
+// Goroutines are read from the admin listener's go_goroutines gauge;
+// threads and descriptors from /proc.
 package soak
 
 import (
@@ -34,15 +33,39 @@ type sample struct {
 	rssKB   int
 	threads int
 	fds     int
+	gor     int // goroutines, from /metrics
 }
 
 func (s sample) String() string {
-	return fmt.Sprintf("t=%-6v RSS %6.1f MiB  threads %3d  fds %4d", s.at.Round(time.Second), float64(s.rssKB)/1024, s.threads, s.fds)
+	return fmt.Sprintf("t=%-6v RSS %6.1f MiB  threads %3d  fds %4d  goroutines %4d", s.at.Round(time.Second), float64(s.rssKB)/1024, s.threads, s.fds, s.gor)
 }
 
-func measure(t *testing.T, pid int, since time.Time) sample {
+// goroutines reads go_goroutines from the gateway's admin /metrics.
+func goroutines(t *testing.T, g *harness.Gateway) int {
 	t.Helper()
-	s := sample{at: time.Since(since)}
+	resp, err := http.Get(g.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatalf("admin /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("go_goroutines %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("admin /metrics has no go_goroutines")
+	return 0
+}
+
+func measure(t *testing.T, g *harness.Gateway, since time.Time) sample {
+	t.Helper()
+	pid := g.Pid()
+	s := sample{at: time.Since(since), gor: goroutines(t, g)}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatalf("gateway process gone: %v", err)
@@ -210,7 +233,7 @@ func TestSoak(t *testing.T) {
 			dropped.Add(1)
 		}
 		if time.Now().After(nextSample) {
-			samples = append(samples, measure(t, g.Pid(), start))
+			samples = append(samples, measure(t, g, start))
 			nextSample = nextSample.Add(sampleEvery)
 		}
 	}
@@ -219,7 +242,7 @@ func TestSoak(t *testing.T) {
 	wg.Wait()
 	client.CloseIdleConnections()
 	time.Sleep(2 * time.Second) // the gateway closes the upstream sessions it opened
-	samples = append(samples, measure(t, g.Pid(), start))
+	samples = append(samples, measure(t, g, start))
 
 	first, last := samples[0], samples[len(samples)-1]
 	t.Logf("soak: %v at %d req/s: %d requests sent, %d dropped ticks", dur, rate, sent.Load(), dropped.Load())
@@ -237,8 +260,8 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	report, _ := json.Marshal(map[string]any{"duration": dur.String(), "rate": rate, "sent": sent.Load(), "dropped": dropped.Load(),
-		"unexpected": total, "start": map[string]int{"rss_kb": first.rssKB, "threads": first.threads, "fds": first.fds},
-		"end": map[string]int{"rss_kb": last.rssKB, "threads": last.threads, "fds": last.fds}})
+		"unexpected": total, "start": map[string]int{"rss_kb": first.rssKB, "threads": first.threads, "fds": first.fds, "goroutines": first.gor},
+		"end": map[string]int{"rss_kb": last.rssKB, "threads": last.threads, "fds": last.fds, "goroutines": last.gor}})
 	t.Logf("soak result: %s", report)
 
 	if d := dropped.Load(); d > sent.Load()/100 {
@@ -251,6 +274,9 @@ func TestSoak(t *testing.T) {
 	}
 	if last.fds > first.fds+16 {
 		t.Errorf("open descriptors grew from %d to %d", first.fds, last.fds)
+	}
+	if last.gor > first.gor+16 {
+		t.Errorf("goroutines grew from %d to %d", first.gor, last.gor)
 	}
 	if last.threads > first.threads+8 {
 		t.Errorf("threads grew from %d to %d", first.threads, last.threads)

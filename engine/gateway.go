@@ -68,6 +68,9 @@ type Options struct {
 	// Tracer records OpenTelemetry spans of each request (tracing.go);
 	// nil: tracing off.
 	Tracer trace.Tracer
+	// NoDecisionCache evaluates every decision even when the policy can be
+	// memoised (engine/policy/cache.go).
+	NoDecisionCache bool
 }
 
 // Gateway serves MCP traffic for the active configuration.
@@ -172,7 +175,11 @@ func (g *Gateway) Activate(ctx context.Context, b *bundle.Bundle) error {
 
 func (g *Gateway) activate(ctx context.Context, b *bundle.Bundle) error {
 	start := time.Now()
-	ev, err := policy.New(ctx, b)
+	var popts []policy.Option
+	if g.opts.NoDecisionCache {
+		popts = append(popts, policy.WithoutCache())
+	}
+	ev, err := policy.New(ctx, b, popts...)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrActivate, err)
 	}
@@ -229,7 +236,7 @@ func (g *Gateway) activate(ctx context.Context, b *bundle.Bundle) error {
 			})
 		}
 	}
-	g.log.Info("configuration active", "revision", b.Revision, "listeners", len(b.Config.Listeners),
+	g.log.Info("configuration active", "revision", b.Revision, "decision_cache", ev.Cached(), "listeners", len(b.Config.Listeners),
 		"routes", len(b.Config.Routes), "took", time.Since(start).String())
 	return nil
 }

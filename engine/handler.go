@@ -117,8 +117,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !d.Allow {
-		withDecisionID(d, o.decisionID)
-		writeDenial(w, idOf(msg), d)
+		writeDenial(w, idOf(msg), withDecisionID(d, o.decisionID))
 		return
 	}
 	for k, v := range d.Headers {

@@ -144,16 +144,28 @@ func (h *routeHandler) do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// withDecisionID adds the decision id to a denial's JSON-RPC error data
-// (an object, or none yet), so an agent can quote it.
-func withDecisionID(d *policy.Decision, id string) {
+// withDecisionID returns the decision with its id added to the denial's
+// JSON-RPC error data (an object, or none yet), so an agent can quote it.
+// d itself is not modified: decisions may be shared (policy cache).
+func withDecisionID(d *policy.Decision, id string) *policy.Decision {
 	if d.JSONRPCError == nil || id == "" {
-		return
+		return d
 	}
-	switch data := d.JSONRPCError.Data.(type) {
+	var data map[string]any
+	switch v := d.JSONRPCError.Data.(type) {
 	case nil:
-		d.JSONRPCError.Data = map[string]any{"decision_id": id}
+		data = map[string]any{}
 	case map[string]any:
-		data["decision_id"] = id
+		data = make(map[string]any, len(v)+1)
+		for k, x := range v {
+			data[k] = x
+		}
+	default:
+		return d
 	}
+	data["decision_id"] = id
+	cp, je := *d, *d.JSONRPCError
+	je.Data = data
+	cp.JSONRPCError = &je
+	return &cp
 }

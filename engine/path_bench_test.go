@@ -96,19 +96,25 @@ spec:
 // the same run: straight to the upstream, through a bare
 // httputil.ReverseProxy (no policy), and through the gateway with JWT
 // authentication (verified-token cache warm), CEL authorization and a rate
-// limit. cpu-ns/op is the whole process's CPU (client, proxy, upstream,
+// limit (with and without the decision cache: the calls repeat, so with
+// it every decision but the first is a cache hit). cpu-ns/op is the whole process's CPU (client, proxy, upstream,
 // GC) per call; the differences between the three are what the proxy and
 // the gateway add. docs/performance.md reports the ratios.
 func BenchmarkRequestPath(b *testing.B) {
 	upstream := fastUpstream(b)
 	port := upstream.URL[strings.LastIndex(upstream.URL, ":")+1:]
 	jwks := newJWKS(b)
-	gw := New(Options{})
-	if err := gw.Activate(context.Background(), buildBundle(b, configYAML(port, jwks.URL+"/keys")+pathPolicies, nil)); err != nil {
-		b.Fatal(err)
+	bndl := buildBundle(b, configYAML(port, jwks.URL+"/keys")+pathPolicies, nil)
+	gateway := func(opts Options) string {
+		gw := New(opts)
+		if err := gw.Activate(context.Background(), bndl); err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(gw.Handler(testPort))
+		b.Cleanup(srv.Close)
+		return srv.URL
 	}
-	gwSrv := httptest.NewServer(gw.Handler(testPort))
-	b.Cleanup(gwSrv.Close)
+	gwURL, gwUncachedURL := gateway(Options{}), gateway(Options{NoDecisionCache: true})
 	target, _ := url.Parse(upstream.URL)
 	bare := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
 	b.Cleanup(bare.Close)
@@ -120,7 +126,8 @@ func BenchmarkRequestPath(b *testing.B) {
 	}{
 		{"direct", upstream.URL + "/mcp", false},
 		{"bare-proxy", bare.URL + "/mcp", false},
-		{"gateway", gwSrv.URL + "/mcp", true},
+		{"gateway", gwURL + "/mcp", true},
+		{"gateway-no-decision-cache", gwUncachedURL + "/mcp", true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}

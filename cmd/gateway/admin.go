@@ -27,12 +27,14 @@ type obsFlags struct {
 	decisionLog  string
 	sample       float64
 	otlpEndpoint string
+	noCache      bool
 }
 
 func (o *obsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:15000", "admin listener: /metrics, /healthz, /readyz, /debug/pprof ('' disables)")
 	fs.StringVar(&o.decisionLog, "decision-log", "", "write OPA decision-log events as JSON lines to this file, or 'stdout' (default: off)")
 	fs.Float64Var(&o.sample, "decision-log-sample-allowed", 1, "fraction of allowed decisions logged (denials are always logged)")
+	fs.BoolVar(&o.noCache, "no-decision-cache", false, "evaluate every decision, even when the policy can be memoised (see docs/performance.md)")
 	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://127.0.0.1:4318 (default: tracing off)")
 }
 

@@ -242,7 +242,7 @@ func run(args []string) error {
 		_ = stopTracing(sctx)
 	}()
 	gw := engine.New(engine.Options{Logger: log, MaxBodyBytes: *maxBody, Limiter: limiter, RateLimitFailOpen: *failureMode == "FailOpen",
-		UpstreamTimeout: *upstreamTimeout, BodyTimeout: *bodyTimeout, DecisionLog: dlog, Tracer: tracer})
+		UpstreamTimeout: *upstreamTimeout, BodyTimeout: *bodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: obs.noCache})
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}

@@ -104,6 +104,7 @@ func BenchmarkDecideRules(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			ev := authzConfig(b, n)
+			ev.cache = nil // the cost of evaluating; BenchmarkDecideCached is a repeat
 			in := callInput(fmt.Sprintf("tool_%d", n-1))
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -122,6 +123,7 @@ func BenchmarkDecideRules(b *testing.B) {
 // rules: the cost a tools/list pays, once per response.
 func BenchmarkFilterList(b *testing.B) {
 	ev := authzConfig(b, 10)
+	ev.cache = nil
 	items := make([]string, 500)
 	for i := range items {
 		items[i] = fmt.Sprintf(`{"name": "tool_%d", "target": "t"}`, i)

@@ -74,10 +74,18 @@ type Evaluator struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	log      logRules
+	cache    *decisionCache // nil: every decision is evaluated
 }
 
+// Option tunes an Evaluator.
+type Option func(*Evaluator)
+
+// WithoutCache evaluates every decision, even when the policy could be
+// cached (cache.go).
+func WithoutCache() Option { return func(e *Evaluator) { e.cache = nil } }
+
 // New prepares the decision query for a bundle.
-func New(ctx context.Context, b *bundle.Bundle) (*Evaluator, error) {
+func New(ctx context.Context, b *bundle.Bundle, opts ...Option) (*Evaluator, error) {
 	compiler, err := b.Compile()
 	if err != nil {
 		return nil, err
@@ -105,14 +113,48 @@ func New(ctx context.Context, b *bundle.Bundle) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{query: pq, revision: b.Revision, log: lr}, nil
+	library := map[string]bool{}
+	for p := range mcprego.Modules() {
+		library[p] = true
+	}
+	e := &Evaluator{query: pq, revision: b.Revision, log: lr, cache: newDecisionCache(compiler, library)}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
 }
+
+// Cached reports whether decisions are memoised (cache.go): the policy
+// reads the input only through fixed paths and calls no non-deterministic
+// built-in.
+func (e *Evaluator) Cached() bool { return e.cache != nil }
 
 // Revision is the bundle revision this evaluator decides with.
 func (e *Evaluator) Revision() string { return e.revision }
 
 // Decide evaluates the decision for one input document.
+//
+// The decision returned may be shared with other callers (see cache.go):
+// callers must not modify it.
 func (e *Evaluator) Decide(ctx context.Context, input ast.Value) (*Decision, error) {
+	if e.cache == nil {
+		return e.eval(ctx, input)
+	}
+	k, ok := e.cache.key(input)
+	if !ok {
+		return e.eval(ctx, input)
+	}
+	if d, hit := e.cache.get(k); hit {
+		return d, nil
+	}
+	d, err := e.eval(ctx, input)
+	if err == nil {
+		e.cache.put(k, d)
+	}
+	return d, err
+}
+
+func (e *Evaluator) eval(ctx context.Context, input ast.Value) (*Decision, error) {
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDecision, err)

@@ -455,8 +455,12 @@ func TestDecideCancelledContext(t *testing.T) {
 
 // BenchmarkDecide is the policy decision budget of DESIGN.md §7: verified
 // claims in, decision out (≤ 20 µs median).
+//
+// The decision cache is off here: this is the cost of evaluating the policy.
+// BenchmarkDecideCached is the cost of a repeated decision.
 func BenchmarkDecide(b *testing.B) {
 	ev := newEvaluator(b, testConfig(), nil)
+	ev.cache = nil
 	in := input(b, routeStrict, "/mcp", jwtValid)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -473,6 +477,7 @@ func BenchmarkDecide(b *testing.B) {
 // BenchmarkDecideDeny is the 401 path (builds the challenge).
 func BenchmarkDecideDeny(b *testing.B) {
 	ev := newEvaluator(b, testConfig(), nil)
+	ev.cache = nil
 	in := input(b, routeStrict, "/mcp", jwtMissing)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -488,6 +493,7 @@ func BenchmarkDecideDeny(b *testing.B) {
 
 func BenchmarkDecideParallel(b *testing.B) {
 	ev := newEvaluator(b, testConfig(), nil)
+	ev.cache = nil
 	in := input(b, routeStrict, "/mcp", jwtValid)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -502,6 +508,25 @@ func BenchmarkDecideParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecideCached is a decision the evaluator made before for an
+// input that agrees on everything the policy reads (cache.go): the cache
+// key built from the input, and a lookup.
+func BenchmarkDecideCached(b *testing.B) {
+	ev := newEvaluator(b, testConfig(), nil)
+	require.True(b, ev.Cached())
+	in := input(b, routeStrict, "/mcp", jwtValid)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer cpuPerOp(b)()
+	for b.Loop() {
+		d, err := ev.Decide(ctx, in)
+		if err != nil || !d.Allow {
+			b.Fatalf("got %+v, %v; want allow", d, err)
+		}
+	}
 }
 
 // BenchmarkEvalFloor is the baseline for the figures above, measured in the

@@ -128,9 +128,9 @@ message := unknown_message if status == 200
 
 else := "request denied by policy"
 
-unknown_message := sprintf("Unknown tool: %s", [input.mcp.tool.name]) if input.mcp.tool
+unknown_message := sprintf("Unknown tool: %s", [input.mcp.tool.name]) if input.mcp.tool.name
 
-else := sprintf("Unknown prompt: %s", [input.mcp.prompt.name]) if input.mcp.prompt
+else := sprintf("Unknown prompt: %s", [input.mcp.prompt.name]) if input.mcp.prompt.name
 
 else := sprintf("Unknown resource: %s", [input.mcp.resource.uri])
 

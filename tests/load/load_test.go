@@ -3,6 +3,7 @@ package load
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +108,49 @@ func TestProcReaders(t *testing.T) {
 	}
 	if m.RSS <= 0 || m.Peak < m.RSS {
 		t.Errorf("got RSS %d, peak %d; want 0 < RSS <= peak", m.RSS, m.Peak)
+	}
+}
+
+// row builds a go-sdk row with n answers of latency lat at rate over 1 s.
+func row(target string, m Method, rate float64, n int, lat time.Duration) Row {
+	st := Stats{Sent: n, OK: n, Elapsed: time.Second}
+	for range n {
+		st.Latencies = append(st.Latencies, lat)
+	}
+	if rate > 0 && float64(n) < rate {
+		st.Unsent = int(rate) - n
+		st.Errors = st.Unsent
+	}
+	return Row{Target: target, Upstream: "go-sdk", Method: m, Rate: rate, Stats: st}
+}
+
+func TestReportRatios(t *testing.T) {
+	res := &Results{
+		Plan: Plan{Rates: []float64{500, 1000}, Methods: []Method{ToolsCall}, Saturation: true},
+		Rows: []Row{
+			row("direct", ToolsCall, 500, 500, 400*time.Microsecond),
+			row("bare-proxy", ToolsCall, 500, 500, 500*time.Microsecond),
+			row("gateway", ToolsCall, 500, 500, 600*time.Microsecond),
+			row("direct", ToolsCall, 1000, 1000, 400*time.Microsecond),
+			row("bare-proxy", ToolsCall, 1000, 1000, 500*time.Microsecond),
+			row("gateway", ToolsCall, 1000, 700, 2*time.Second), // fell behind
+			row("direct", ToolsCall, 0, 1000, time.Millisecond),
+			row("bare-proxy", ToolsCall, 0, 800, time.Millisecond),
+			row("gateway", ToolsCall, 0, 720, time.Millisecond),
+		},
+	}
+	var md strings.Builder
+	if err := res.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| go-sdk | gateway | tools/call | 1000/s ⚠ | 700 |",
+		"tools/call at 1000 req/s: not measurable in this run, the offered rate was not sustained (gateway answered 700 req/s)",
+		"tools/call at 500 req/s, added latency vs direct: gateway p50 +200 µs (budget ≤ 150 µs at 1k req/s: **over budget**), p99 +200 µs (budget ≤ 500 µs: within budget); bare proxy p50 +100 µs",
+		"tools/call saturation throughput: gateway/bare proxy 90% (budget ≥ 90%: within budget), gateway/direct 72%",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
 	}
 }

@@ -34,8 +34,8 @@ func DefaultPlan() Plan {
 	return Plan{
 		Duration: 10 * time.Second, Rates: []float64{500, 1000, 2000}, Saturation: true,
 		Concurrency: 16, Sessions: 64, Methods: []Method{ToolsCall, ToolsList},
-		Warmup: 2 * time.Second, Drain: 10 * time.Second, Pause: 500 * time.Millisecond,
-		EverythingRates: []float64{500}, EverythingSaturation: true,
+		Warmup: 2 * time.Second, Drain: 10 * time.Second, Pause: time.Second,
+		EverythingRates: []float64{100}, EverythingSaturation: true,
 	}
 }
 

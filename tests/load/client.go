@@ -50,8 +50,12 @@ func NewClient(endpoint, token string, conns int) *Client {
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+		// Below Node's 5 s keep-alive timeout: otherwise a connection
+		// server-everything is closing can be picked for a POST, which
+		// net/http does not retry, and the harness would count its own
+		// race as the server's error.
+		IdleConnTimeout:    4 * time.Second,
+		DisableCompression: true,
 	}
 	return &Client{url: endpoint, token: token, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 }

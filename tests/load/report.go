@@ -133,7 +133,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		}
 		errs := fmt.Sprint(st.Errors)
 		if st.Errors > 0 {
-			errs = fmt.Sprintf("%d (%s)", st.Errors, strings.ReplaceAll(truncate(st.FirstErr, 80), "|", "/"))
+			errs = fmt.Sprintf("%d (%s)", st.Errors, strings.ReplaceAll(truncate(st.FirstErr, 120), "|", "/"))
 		}
 		var maxLat time.Duration
 		if len(st.Latencies) > 0 {

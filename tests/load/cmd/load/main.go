@@ -27,7 +27,7 @@ func main() {
 	p := load.DefaultPlan()
 	out := flag.String("out", env("LOAD_OUT", ""), "markdown file to write (default tests/load/results/<UTC time>.md) ($LOAD_OUT)")
 	flag.DurationVar(&p.Duration, "duration", envDur("LOAD_DURATION", p.Duration), "length of each measurement ($LOAD_DURATION)")
-	rates := flag.String("rates", env("LOAD_RATES", "500,1000,2000"), "fixed rates in req/s for the go-sdk targets ($LOAD_RATES)")
+	rates := flag.String("rates", env("LOAD_RATES", "200,500,1000,2000"), "fixed rates in req/s for the go-sdk targets ($LOAD_RATES)")
 	evRates := flag.String("everything-rates", env("LOAD_EVERYTHING_RATES", "100"), "fixed rates for server-everything; empty: skip it ($LOAD_EVERYTHING_RATES)")
 	flag.IntVar(&p.Concurrency, "concurrency", envInt("LOAD_CONCURRENCY", p.Concurrency), "closed-loop workers for saturation ($LOAD_CONCURRENCY)")
 	flag.IntVar(&p.Sessions, "sessions", envInt("LOAD_SESSIONS", p.Sessions), "open-loop sessions ($LOAD_SESSIONS)")

@@ -306,7 +306,7 @@ func (e *Env) startGateway(ctx context.Context, bin, name, upstream, jwksURL, to
 	if err != nil {
 		return nil, "", err
 	}
-	p, _, err := start(name, exec.Command(bin, "run", "-f", dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(port)), false)
+	p, _, err := start(name, exec.Command(bin, "run", "-f", dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--admin-addr", "127.0.0.1:0"), false)
 	if err != nil {
 		return nil, "", err
 	}

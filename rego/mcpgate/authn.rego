@@ -55,7 +55,7 @@ insufficient_scope := {
 	"allow": false,
 	"http_status": 403,
 	"www_authenticate": sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="%s"`, [scope_param, metadata_url, reject]),
-	"oauth_error": {"error": "insufficient_scope", "error_description": reject, "scope": scope_param},
+	"oauth_error": {"error": "insufficient_scope", "error_description": reject},
 	"reasons": [reject],
 	"headers": {},
 	"ratelimit": [],

@@ -114,7 +114,7 @@ test_token_without_scopes_is_403_insufficient_scope if {
 	d.allow == false
 	d.http_status == 403
 	d.www_authenticate == `Bearer error="insufficient_scope", scope="mcp:read", resource_metadata="http://gw.example:8080/.well-known/oauth-protected-resource/mcp", error_description="insufficient scope: missing mcp:read"`
-	d.oauth_error == {"error": "insufficient_scope", "error_description": "insufficient scope: missing mcp:read", "scope": "mcp:read"}
+	d.oauth_error == {"error": "insufficient_scope", "error_description": "insufficient scope: missing mcp:read"}
 }
 
 test_scope_string_claim_satisfies if scoped_decide(with_claims({"scope": "openid mcp:read"}), list).allow == true

@@ -258,9 +258,6 @@ func (p *oauthProxy) register(w http.ResponseWriter, r *http.Request, an *ir.Aut
 	var doc map[string]any
 	_ = json.Unmarshal(raw, &doc)
 	target, _ := doc["registration_endpoint"].(string)
-	if target == "" && an.Provider == "Keycloak" {
-		target = strings.TrimSuffix(an.Issuer, "/") + "/clients-registrations/openid-connect"
-	}
 	if u, err := url.Parse(target); target == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		writeOAuthError(w, http.StatusNotImplemented, "invalid_request",
 			"the authorization server offers no dynamic client registration; set clientId in the authentication policy")

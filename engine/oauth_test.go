@@ -233,6 +233,10 @@ func TestAuthServerMetadataKeycloakWithoutRegistration(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	_, has := doc["registration_endpoint"]
 	assert.False(t, has, "no registration is advertised where there is none to relay")
+	resp := e.do(t, http.MethodPost, asPath+"/mcp"+regSuffix, `{"redirect_uris":[]}`, nil)
+	body := readBody(t, resp)
+	assert.Equal(t, http.StatusNotImplemented, resp.StatusCode)
+	assert.Contains(t, body, "set clientId")
 }
 
 func TestAuthServerMetadataUnreachable(t *testing.T) {

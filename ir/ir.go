@@ -14,13 +14,13 @@ const Version = "v1"
 type Config struct {
 	Version   string                      `json:"version"`
 	Listeners []Listener                  `json:"listeners"`
-	Routes    map[string]*Route           `json:"routes"`         // by route key "ns/name/ruleIndex"
-	Backends  map[string]*Backend         `json:"backends"`       // by "ns/name"
-	Authn     map[string]*Authn           `json:"authn"`          // by policy key "ns/name"
-	Authz     map[string]*Authz           `json:"authz"`          // by policy key "ns/name"
-	User      map[string]*User            `json:"user"`           // by package name (data.mcpgate.user.<name>)
-	RateLimit map[string]*RateLimitPolicy `json:"ratelimit"`      // by policy key "ns/name"
-	CORS      map[string]*CORS            `json:"cors,omitempty"` // by policy key "ns/name"
+	Routes    map[string]*Route           `json:"routes"`    // by route key "ns/name/ruleIndex"
+	Backends  map[string]*Backend         `json:"backends"`  // by "ns/name"
+	Authn     map[string]*Authn           `json:"authn"`     // by policy key "ns/name"
+	Authz     map[string]*Authz           `json:"authz"`     // by policy key "ns/name"
+	User      map[string]*User            `json:"user"`      // by package name (data.mcpgate.user.<name>)
+	RateLimit map[string]*RateLimitPolicy `json:"ratelimit"` // by policy key "ns/name"
+	CORS      map[string]*CORS            `json:"cors"`      // by policy key "ns/name"
 }
 
 // Listener is one port a Gateway listens on, with the path matches of the

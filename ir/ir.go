@@ -97,6 +97,9 @@ type Authn struct {
 	// rego/mcpgate/authn.rego.
 	RequiredScopes []string            `json:"required_scopes"`
 	ToolScopes     map[string][]string `json:"tool_scopes"`
+	// Scoped is true when RequiredScopes or ToolScopes is non-empty: one
+	// lookup lets the library skip the scope check on every other route.
+	Scoped bool `json:"scoped"`
 }
 
 // CORS is a CORS policy (Gateway API HTTPCORSFilter semantics) for the MCP

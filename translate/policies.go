@@ -432,7 +432,8 @@ func (t *translator) scopes(p *v1alpha1.AgentgatewayPolicy, field string, an *ir
 		}
 		an.ToolScopes[tool] = check(f, s.ToolScopes[tool])
 	}
-	if (len(an.RequiredScopes) > 0 || len(an.ToolScopes) > 0) && an.Mode == string(v1alpha1.ModePermissive) {
+	an.Scoped = len(an.RequiredScopes) > 0 || len(an.ToolScopes) > 0
+	if an.Scoped && an.Mode == string(v1alpha1.ModePermissive) {
 		t.fail(kind, ns, name, field, "requiredScopes and toolScopes are not enforced in Permissive mode (it never rejects): use Strict or Optional")
 		ok = false
 	}

@@ -29,12 +29,14 @@ reject := concat(": ", ["invalid bearer token", input.jwt.error]) if {
 # Strict and Optional: a valid token must carry every required scope.
 # (Optional lets a request without any token through, as it always does.)
 reject := concat(" ", ["insufficient scope: missing", concat(" ", sort(missing_scopes))]) if {
+	config.scoped
 	config.mode in {"Strict", "Optional"}
 	input.jwt.valid
 	count(missing_scopes) > 0
 }
 
 challenge := insufficient_scope if {
+	config.scoped
 	input.jwt.valid
 	count(missing_scopes) > 0
 } else := {
@@ -65,15 +67,14 @@ insufficient_scope := {
 # this path. RFC 6750 §3.1: a token that was sent but is bad gets
 # error="invalid_token". Where the policy requires scopes, scope= names
 # them (MCP 2025-11-25: the client asks for exactly these).
-www_authenticate := concat("", [base_challenge, scope_suffix])
-
-base_challenge := sprintf(`Bearer resource_metadata="%s", error="invalid_token"`, [metadata_url]) if {
+www_authenticate := sprintf(`Bearer resource_metadata="%s", error="invalid_token"%s`, [metadata_url, scope_suffix]) if {
 	input.jwt.present
-} else := sprintf(`Bearer resource_metadata="%s"`, [metadata_url])
+} else := sprintf(`Bearer resource_metadata="%s"%s`, [metadata_url, scope_suffix])
 
-scope_suffix := sprintf(`, scope="%s"`, [scope_param]) if count(required_scopes) > 0
-
-else := ""
+scope_suffix := sprintf(`, scope="%s"`, [scope_param]) if {
+	config.scoped
+	count(required_scopes) > 0
+} else := ""
 
 # The scopes this request needs: those of the route's policy, plus those of
 # the tool for tools/call. Scope tokens were validated at translation time

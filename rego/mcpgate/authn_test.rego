@@ -75,7 +75,7 @@ test_quote_in_path_cannot_break_the_header if {
 # Step-up: scopes required by the policy.
 
 scoped := object.union(cfg, {"authn": {"ns/p": {
-	"key": "ns/p", "mode": "Strict",
+	"key": "ns/p", "mode": "Strict", "scoped": true,
 	"required_scopes": ["mcp:read"],
 	"tool_scopes": {"echo": ["mcp:write"], "printEnv": ["mcp:admin", "mcp:write"]},
 }}})

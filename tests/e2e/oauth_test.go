@@ -52,7 +52,7 @@ type oauthSetup struct {
 // server-everything. provider "" makes clients read Hydra's metadata from
 // Hydra; "Keycloak" makes the gateway the authorization server clients see
 // (its metadata proxy fetches Hydra's OpenID discovery, as for Keycloak).
-func startOAuth(t *testing.T, provider string) *oauthSetup {
+func startOAuth(t *testing.T, provider string, extraYAML ...string) *oauthSetup {
 	t.Helper()
 	u := upstream(t)
 	h := harness.StartHydra(t)
@@ -94,7 +94,7 @@ spec:
           get-env: [mcp:admin]
 `
 	cfg := harness.Config{UpstreamPort: u.Port()}
-	s.gw = harness.StartGatewayOnPort(t, port, map[string]string{"config.yaml": cfg.YAML() + policy})
+	s.gw = harness.StartGatewayOnPort(t, port, map[string]string{"config.yaml": cfg.YAML() + policy + strings.Join(extraYAML, "")})
 	return s
 }
 
@@ -484,5 +484,69 @@ func TestWalkthroughAuthServerMetadata(t *testing.T) {
 				t.Errorf("jwks_uri = %v, want Dex's %s", doc["jwks_uri"], d.JWKSURL())
 			}
 		})
+	}
+}
+
+// CORS for browser-based clients (the Inspector's web UI runs on
+// http://localhost:6274): the real binary loads traffic.cors, answers the
+// preflight, lets the browser read the 401's challenge and the discovery
+// documents, and still refuses other origins.
+func TestOAuthCORSForBrowserClients(t *testing.T) {
+	const inspector = "http://localhost:6274"
+	s := startOAuth(t, "Keycloak", `---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata:
+  name: browser-clients
+  namespace: agentgateway-system
+spec:
+  targetRefs:
+  - group: gateway.networking.k8s.io
+    kind: HTTPRoute
+    name: mcp-route
+  traffic:
+    cors:
+      allowOrigins: ["`+inspector+`"]
+      maxAge: 600
+`)
+	do := func(method, u string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if method == http.MethodPost {
+			req.Body = io.NopCloser(strings.NewReader(`{"jsonrpc":"2.0","method":"tools/list","id":1}`))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	pre := do(http.MethodOptions, s.mcpURL, map[string]string{"Origin": inspector, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version"})
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != inspector ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "authorization") || pre.Header.Get("Access-Control-Max-Age") != "600" {
+		t.Errorf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
+	unauth := do(http.MethodPost, s.mcpURL, map[string]string{"Origin": inspector})
+	if unauth.StatusCode != http.StatusUnauthorized || unauth.Header.Get("Access-Control-Allow-Origin") != inspector ||
+		!strings.Contains(unauth.Header.Get("Access-Control-Expose-Headers"), "www-authenticate") {
+		t.Errorf("401 for the browser: %d %v", unauth.StatusCode, unauth.Header)
+	}
+	for _, u := range []string{s.prmURL(), s.gw.URL() + "/.well-known/oauth-authorization-server/mcp"} {
+		if r := do(http.MethodGet, u, map[string]string{"Origin": inspector}); r.StatusCode != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != inspector {
+			t.Errorf("GET %s from the browser: %d %v", u, r.StatusCode, r.Header)
+		}
+	}
+	evil := do(http.MethodPost, s.mcpURL, map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer " + s.hydra.Token(t, oauthClient, "mcp:read", s.mcpURL)})
+	if evil.StatusCode != http.StatusForbidden || evil.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("other origin: %d %v, want 403 without CORS headers", evil.StatusCode, evil.Header)
 	}
 }

@@ -73,3 +73,15 @@ func writeParseError(w http.ResponseWriter, err error) {
 	}
 	writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeParseError, "parse error", nil)
 }
+
+// writeOAuthError writes an RFC 6749 §5.2-style error body for the OAuth
+// endpoints the gateway serves itself (authorization-server metadata,
+// client registration).
+func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
+	_, _ = w.Write(b)
+}

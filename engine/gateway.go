@@ -81,6 +81,9 @@ type Gateway struct {
 	decisionLog *DecisionLog
 	snap        atomic.Pointer[snapshot]
 	mu          sync.Mutex // serialises activations
+	// oauth serves authorization-server metadata and client registration
+	// (asmeta.go); its cache outlives activations.
+	oauth *oauthProxy
 }
 
 // New returns a gateway with no configuration: every request gets 503 until
@@ -117,7 +120,7 @@ func New(opts Options) *Gateway {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
-	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog}
+	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog, oauth: newOAuthProxy(opts.Authn.HTTPClient, opts.Logger)}
 }
 
 // Metrics returns the gateway's metrics (for the admin listener).
@@ -276,9 +279,10 @@ func (g *Gateway) Handler(port int) http.Handler {
 // router builds the gorilla/mux router of one listener.
 func (g *Gateway) router(s *snapshot, l ir.Listener) http.Handler {
 	r := mux.NewRouter()
-	wk := &wellKnown{s: s, listener: l}
-	r.Path(metadataPath).Methods(http.MethodGet, http.MethodHead, http.MethodOptions).Handler(wk)
-	r.PathPrefix(metadataPath+"/").Methods(http.MethodGet, http.MethodHead, http.MethodOptions).Handler(wk)
+	// OAuth discovery first: its path-appended forms (/mcp/.well-known/…)
+	// would otherwise fall under a route's path prefix.
+	wk := &wellKnown{g: g, s: s, listener: l}
+	r.MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool { return isWellKnown(r.URL.Path) }).Handler(wk)
 	handlers := map[string]*routeHandler{}
 	for _, m := range l.Matches {
 		h, ok := handlers[m.Route]
@@ -286,7 +290,7 @@ func (g *Gateway) router(s *snapshot, l ir.Listener) http.Handler {
 			h = g.newRouteHandler(s, l, s.cfg.Routes[m.Route])
 			handlers[m.Route] = h
 		}
-		r.MatcherFunc(pathMatcher(m.PathMatch)).Handler(h)
+		r.MatcherFunc(pathMatcher(m.PathMatch)).Handler(withCORS(h.cors, h))
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusNotFound, nil, -32601, "no route for "+r.URL.Path, nil)

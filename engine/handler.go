@@ -32,6 +32,7 @@ type routeHandler struct {
 	targetU  *url.URL
 	verifier *authn.Verifier // nil: no authentication on this route
 	term     *ast.Term       // input.route, shared
+	cors     *ir.CORS        // nil: same-origin only
 }
 
 func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *routeHandler {
@@ -45,6 +46,7 @@ func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *rou
 		h.verifier = e.v
 	}
 	h.term = routeTerm(l, rt, h.target)
+	h.cors = s.cfg.CORS[rt.CORS]
 	return h
 }
 
@@ -155,10 +157,11 @@ func idOf(m *mcp.Message) []byte {
 }
 
 // originAllowed implements the DNS-rebinding defence the MCP transport spec
-// asks for: a browser Origin must be this gateway's own host.
+// asks for: a browser Origin must be this gateway's own host, or one the
+// route's CORS policy allows.
 func (h *routeHandler) originAllowed(r *http.Request) bool {
 	o := r.Header.Get("Origin")
-	if o == "" {
+	if o == "" || corsAllows(h.cors, o) {
 		return true
 	}
 	u, err := url.Parse(o)

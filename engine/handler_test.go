@@ -595,18 +595,20 @@ func TestUpstreamDown(t *testing.T) {
 
 func TestWellKnown(t *testing.T) {
 	e := newEnv(t, Options{})
-	want := map[string]any{
-		"resource":                 "http://mcp.test/mcp",
-		"authorization_servers":    []any{testIssuer},
-		"scopes_supported":         []any{"openid"},
-		"bearer_methods_supported": []any{"header"},
-	}
-	for _, path := range []string{
-		"/.well-known/oauth-protected-resource/mcp",
-		"/.well-known/oauth-protected-resource/mcp/sub",
-		"/.well-known/oauth-protected-resource",
+	for path, resource := range map[string]string{
+		"/.well-known/oauth-protected-resource/mcp":     "/mcp",
+		"/.well-known/oauth-protected-resource/mcp/sub": "/mcp/sub",
+		"/.well-known/oauth-protected-resource":         "",
 	} {
 		t.Run(path, func(t *testing.T) {
+			// provider: Keycloak: the gateway is the authorization server
+			// clients see (it serves the provider's metadata, fixed up).
+			want := map[string]any{
+				"resource":                 "http://mcp.test/mcp",
+				"authorization_servers":    []any{e.srv.URL + resource},
+				"scopes_supported":         []any{"openid"},
+				"bearer_methods_supported": []any{"header"},
+			}
 			resp := e.do(t, http.MethodGet, path, "", nil)
 			body := readBody(t, resp)
 			require.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -649,7 +651,7 @@ func TestWellKnownDefaults(t *testing.T) {
 	jwks := newJWKS(t)
 	port := upstream.srv.URL[strings.LastIndex(upstream.srv.URL, ":")+1:]
 	yaml := configYAML(port, jwks.URL+"/keys")
-	yaml = yaml[:strings.Index(yaml, "        resourceMetadata:")]
+	yaml = yaml[:strings.Index(yaml, "        provider:")]
 	gw := New(Options{})
 	require.NoError(t, gw.Activate(context.Background(), buildBundle(t, yaml, nil)))
 	srv := httptest.NewServer(gw.Handler(testPort))
@@ -658,7 +660,9 @@ func TestWellKnownDefaults(t *testing.T) {
 	resp := e.do(t, http.MethodGet, "/.well-known/oauth-protected-resource/mcp", "", nil)
 	body := readBody(t, resp)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	assert.JSONEq(t, `{"resource":"`+srv.URL+`/mcp","authorization_servers":["`+testIssuer+`"]}`, body)
+	// No provider: the issuer is the authorization server; a bearer header
+	// is the only way the gateway reads tokens.
+	assert.JSONEq(t, `{"resource":"`+srv.URL+`/mcp","authorization_servers":["`+testIssuer+`"],"bearer_methods_supported":["header"]}`, body)
 }
 
 func TestNoConfiguration(t *testing.T) {

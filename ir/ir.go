@@ -22,6 +22,7 @@ type Config struct {
 	Authz     map[string]*Authz           `json:"authz"`     // by policy key "ns/name"
 	User      map[string]*User            `json:"user"`      // by package name (data.mcpgate.user.<name>)
 	RateLimit map[string]*RateLimitPolicy `json:"ratelimit"` // by policy key "ns/name"
+	CORS      map[string]*CORS            `json:"cors"`      // by policy key "ns/name"
 }
 
 // Listener is one port a Gateway listens on, with the path matches of the
@@ -52,9 +53,13 @@ type Route struct {
 	User      []string    `json:"user"`            // user Rego packages that apply
 	RateLimit []string    `json:"ratelimit"`       // rate-limit policy keys attached at any level
 	Authn     string      `json:"authn,omitempty"` // authn key, "" when no authentication applies
+	CORS      string      `json:"cors,omitempty"`  // CORS policy key, "" when none applies
 	// DryRun holds when a dry-run authorization policy applies to the
 	// route: decisions then report what it would have refused.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Scoped holds when the route's authentication requires scopes
+	// (Authn.Scoped): a valid token may still be refused (403).
+	Scoped bool `json:"scoped,omitempty"`
 }
 
 // Governed reports whether authorization rules, user modules or rate limits
@@ -117,6 +122,30 @@ type Authn struct {
 	CacheSeconds     int            `json:"cache_seconds"`
 	Provider         string         `json:"provider,omitempty"`
 	ResourceMetadata map[string]any `json:"resource_metadata,omitempty"` // RFC 9728 keys (snake_case)
+	// ClientID short-circuits dynamic client registration: the gateway's
+	// registration endpoint answers with this pre-registered client.
+	ClientID string `json:"client_id,omitempty"`
+	// RequiredScopes must all be granted to a valid token for any request
+	// of the route; ToolScopes adds scopes per tool name (tools/call).
+	// Missing scopes get 403 insufficient_scope (step-up), decided in
+	// rego/mcpgate/authn.rego.
+	RequiredScopes []string            `json:"required_scopes"`
+	ToolScopes     map[string][]string `json:"tool_scopes"`
+	// Scoped is true when RequiredScopes or ToolScopes is non-empty: one
+	// lookup lets the library skip the scope check on every other route.
+	Scoped bool `json:"scoped"`
+}
+
+// CORS is a CORS policy (Gateway API HTTPCORSFilter semantics) for the MCP
+// endpoint and the discovery documents of the routes it is attached to.
+type CORS struct {
+	Key              string   `json:"key"`
+	AllowOrigins     []string `json:"allow_origins"` // "*", "https://a.example", "https://*.example.com"
+	AllowCredentials bool     `json:"allow_credentials"`
+	AllowMethods     []string `json:"allow_methods"`
+	AllowHeaders     []string `json:"allow_headers"`
+	ExposeHeaders    []string `json:"expose_headers"`
+	MaxAge           int      `json:"max_age"` // seconds; 0: the default of 5s
 }
 
 // Authz is one policy's MCP authorization rules. Each rule's CEL expression

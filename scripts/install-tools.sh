@@ -5,6 +5,9 @@
 #   bin/dex-<version>        Dex, built from the module pinned in tools/dex,
 #                            only when that file is missing (the version is in
 #                            the name, so a version bump builds afresh).
+#   bin/hydra-<version>      ORY Hydra (OAuth 2.0 server: client_credentials,
+#                            JWT access tokens), built from the module pinned
+#                            in tools/hydra, only when that file is missing.
 #   tests/node/node_modules  server-everything, the TypeScript SDK and the MCP
 #                            Inspector, installed with `npm ci` only when
 #                            node_modules is missing or package-lock.json /
@@ -26,6 +29,8 @@ cd "$ROOT"
 DEX_VERSION=v2.45.1
 DEX_MODULE_VERSION=v0.0.0-20260303133905-11d2eeb52b42
 DEX_BIN="$ROOT/bin/dex-$DEX_VERSION"
+HYDRA_VERSION=v2.3.0
+HYDRA_BIN="$ROOT/bin/hydra-$HYDRA_VERSION"
 NODE_DIR="$ROOT/tests/node"
 NODE_STAMP="$NODE_DIR/node_modules/.mcpgate-install-stamp"
 NODE_MIN_MAJOR=20
@@ -61,6 +66,32 @@ install_dex() {
 	mv -f "$tmp" "$DEX_BIN"
 	trap - EXIT
 	say "dex: built $("$DEX_BIN" version 2>/dev/null | head -n1 || echo "$DEX_BIN")"
+}
+
+# --- Hydra -------------------------------------------------------------------
+install_hydra() {
+	if [[ -x "$HYDRA_BIN" && -z "${FORCE:-}" ]]; then
+		say "hydra: $HYDRA_BIN present (cached)"
+		return
+	fi
+	need go "install Go (https://go.dev/dl/) to build Hydra"
+	[[ -f tools/hydra/go.mod ]] || die "tools/hydra/go.mod missing: the module that pins Hydra"
+	grep -q "github.com/ory/hydra/v2 $HYDRA_VERSION" tools/hydra/go.mod ||
+		die "tools/hydra/go.mod does not require github.com/ory/hydra/v2 $HYDRA_VERSION; update HYDRA_VERSION in $0 together with it"
+	if [[ "$(go env CGO_ENABLED)" != 1 ]]; then
+		die "Hydra needs cgo (sqlite): install a C compiler (gcc) and set CGO_ENABLED=1"
+	fi
+	mkdir -p "$ROOT/bin"
+	say "hydra: building $HYDRA_VERSION into $HYDRA_BIN (10-15 minutes on 2 cores the first time)"
+	local tmp="$HYDRA_BIN.tmp.$$"
+	trap 'rm -f "$tmp"' EXIT
+	(cd tools/hydra && go build -tags sqlite,sqlite_omit_load_extension \
+		-ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$HYDRA_VERSION" \
+		-o "$tmp" github.com/ory/hydra/v2) ||
+		die "building Hydra failed (see above)"
+	mv -f "$tmp" "$HYDRA_BIN"
+	trap - EXIT
+	say "hydra: built $("$HYDRA_BIN" version 2>/dev/null | head -n1 || echo "$HYDRA_BIN")"
 }
 
 # --- Node packages -----------------------------------------------------------
@@ -125,6 +156,7 @@ install_redis() {
 }
 
 install_dex
+install_hydra
 install_node
 install_redis
 say "done"

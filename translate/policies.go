@@ -26,6 +26,7 @@ type attachments struct {
 	authz      map[string][]string // target -> authz policy keys, in name order
 	user       map[string][]string // target -> user Rego package names
 	ratelimit  map[string][]string // target -> rate-limit policy keys
+	cors       map[string]string   // target -> CORS policy key
 	globalUser []string            // user Rego packages that apply everywhere
 }
 
@@ -80,6 +81,15 @@ func merged(m map[string][]string, route, section, backend, gateway string, firs
 // (sectionName) beats the route, which beats the backend, which beats the
 // Gateway.
 func (a *attachments) authnFor(route, section, backend, gateway string) string {
+	return mostSpecific(a.authn, route, section, backend, gateway)
+}
+
+// corsFor picks the most specific CORS policy, as authnFor does.
+func (a *attachments) corsFor(route, section, backend, gateway string) string {
+	return mostSpecific(a.cors, route, section, backend, gateway)
+}
+
+func mostSpecific(m map[string]string, route, section, backend, gateway string) string {
 	for _, k := range []string{
 		"HTTPRoute " + route + "/" + section,
 		"HTTPRoute " + route,
@@ -89,7 +99,7 @@ func (a *attachments) authnFor(route, section, backend, gateway string) string {
 		if strings.HasSuffix(k, "/") {
 			continue
 		}
-		if p, ok := a.authn[k]; ok {
+		if p, ok := m[k]; ok {
 			return p
 		}
 	}
@@ -97,8 +107,9 @@ func (a *attachments) authnFor(route, section, backend, gateway string) string {
 }
 
 func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attachments {
-	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}, user: map[string][]string{}, ratelimit: map[string][]string{}}
-	owner := map[string]string{} // target -> policy that claimed its authentication, for conflicts
+	at := &attachments{authn: map[string]string{}, authz: map[string][]string{}, user: map[string][]string{}, ratelimit: map[string][]string{}, cors: map[string]string{}}
+	owner := map[string]string{}     // target -> policy that claimed its authentication, for conflicts
+	corsOwner := map[string]string{} // target -> policy that claimed its CORS, for conflicts
 	pols := append([]*v1alpha1.AgentgatewayPolicy(nil), t.res.Policies...)
 	sort.Slice(pols, func(i, j int) bool {
 		return key(pols[i].Namespace, pols[i].Name) < key(pols[j].Namespace, pols[j].Name)
@@ -115,15 +126,32 @@ func (t *translator) policies(cfg *ir.Config, modules map[string]string) *attach
 			az.DryRun = dryRun(p.Annotations)
 		}
 		rl, rlSet, rlOK := t.rateLimit(p)
-		if !targetsOK || !authnOK || !authzOK || !rlOK {
+		co, corsSet, corsOK := t.cors(p)
+		if !targetsOK || !authnOK || !authzOK || !rlOK || !corsOK {
 			if authzSet && az != nil {
 				delete(modules, GeneratedPath(az.Package))
 			}
 			continue
 		}
-		if !authnSet && !authzSet && !rlSet {
-			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication, backend.mcp.authorization, traffic.jwtAuthentication or traffic.rateLimit")
+		if !authnSet && !authzSet && !rlSet && !corsSet {
+			t.fail(kind, ns, name, "spec", "sets nothing mcpgate implements: use backend.mcp.authentication, backend.mcp.authorization, traffic.jwtAuthentication, traffic.rateLimit or traffic.cors")
 			continue
+		}
+		if corsSet {
+			conflict := false
+			for _, tg := range targets {
+				if other, taken := corsOwner[tg]; taken {
+					t.fail(kind, ns, name, "spec.targetRefs", "conflicts with AgentgatewayPolicy %s, which already sets traffic.cors for %s", other, tg)
+					conflict = true
+				}
+			}
+			if !conflict {
+				cfg.CORS[pkey] = co
+				for _, tg := range targets {
+					corsOwner[tg] = pkey
+					at.cors[tg] = pkey
+				}
+			}
 		}
 		if rlSet {
 			cfg.RateLimit[pkey] = rl
@@ -245,7 +273,7 @@ func (t *translator) authn(p *v1alpha1.AgentgatewayPolicy) (an *ir.Authn, set, o
 func (t *translator) mcpAuthn(p *v1alpha1.AgentgatewayPolicy, a *v1alpha1.MCPAuthentication) (*ir.Authn, bool) {
 	field := "spec.backend.mcp.authentication"
 	an := &ir.Authn{Key: key(p.Namespace, p.Name), Issuer: a.Issuer, Audiences: nonNil(a.Audiences)}
-	ok := t.common(p, field, an, a.Mode, a.Provider, a.ResourceMetadata)
+	ok := t.common(p, field, an, a.Mode, a.Provider, a.ClientID, a.ResourceMetadata, a.MCPScopes)
 	ok = t.remoteJWKS(p, field+".jwks", an, &a.JWKS) && ok
 	return an, ok
 }
@@ -259,12 +287,13 @@ func (t *translator) jwtAuthn(p *v1alpha1.AgentgatewayPolicy, a *v1alpha1.JWTAut
 	}
 	pr := a.Providers[0]
 	an := &ir.Authn{Key: key(ns, name), Issuer: pr.Issuer, Audiences: nonNil(pr.Audiences)}
-	var provider *string
+	var provider, clientID *string
 	var meta map[string]v1alpha1.JSON
+	var scopes v1alpha1.MCPScopes
 	if a.MCP != nil {
-		provider, meta = a.MCP.Provider, a.MCP.ResourceMetadata
+		provider, clientID, meta, scopes = a.MCP.Provider, a.MCP.ClientID, a.MCP.ResourceMetadata, a.MCP.MCPScopes
 	}
-	ok := t.common(p, field, an, a.Mode, provider, meta)
+	ok := t.common(p, field, an, a.Mode, provider, clientID, meta, scopes)
 	jf := field + ".providers[0].jwks"
 	switch {
 	case pr.JWKS.Remote != nil && pr.JWKS.Inline != nil:
@@ -289,8 +318,9 @@ func (t *translator) jwtAuthn(p *v1alpha1.AgentgatewayPolicy, a *v1alpha1.JWTAut
 	return an, ok
 }
 
-// common fills mode, provider and resource metadata, shared by both forms.
-func (t *translator) common(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, mode v1alpha1.JWTAuthenticationMode, provider *string, meta map[string]v1alpha1.JSON) bool {
+// common fills mode, provider, client id, scopes and resource metadata,
+// shared by both forms.
+func (t *translator) common(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, mode v1alpha1.JWTAuthenticationMode, provider, clientID *string, meta map[string]v1alpha1.JSON, scopes v1alpha1.MCPScopes) bool {
 	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
 	ok := true
 	an.Mode = string(orDefault(mode, v1alpha1.ModeStrict))
@@ -316,11 +346,119 @@ func (t *translator) common(p *v1alpha1.AgentgatewayPolicy, field string, an *ir
 			}
 			an.ResourceMetadata[snake(k)] = val
 		}
-		if _, has := an.ResourceMetadata["authorization_servers"]; !has && an.Issuer != "" {
-			an.ResourceMetadata["authorization_servers"] = []any{an.Issuer}
+	}
+	// The authorization_servers the metadata advertises by default (the
+	// issuer, or the gateway itself when a provider is set) depend on the
+	// request's host and are filled in by the gateway when it serves them.
+	if clientID != nil {
+		if *clientID == "" || hasControl(*clientID) {
+			t.fail(kind, ns, name, mcpField(field)+".clientId", "must be a non-empty client id without control characters")
+			ok = false
+		}
+		an.ClientID = *clientID
+	}
+	ok = t.resourceAudience(p, field, an) && ok
+	ok = t.scopes(p, mcpField(field), an, scopes) && ok
+	return ok
+}
+
+// mcpField is where the MCP fields of an authentication form live.
+func mcpField(field string) string {
+	if strings.HasPrefix(field, "spec.traffic.jwtAuthentication") {
+		return field + ".mcp"
+	}
+	return field
+}
+
+// resourceAudience adds the RFC 8707 resource indicator to the accepted
+// audiences. A client asks its authorization server for a token for the
+// resource named in the protected resource metadata, so a token whose aud
+// is that resource is meant for this gateway: it is accepted as well as the
+// configured audiences. With no audiences configured, an explicit resource
+// becomes the only accepted audience (tokens minted for another resource
+// are refused); with neither, any audience passes, as in agentgateway.
+func (t *translator) resourceAudience(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn) bool {
+	raw, has := an.ResourceMetadata["resource"]
+	if !has {
+		return true
+	}
+	res, isString := raw.(string)
+	u, err := url.Parse(res)
+	if !isString || err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" {
+		t.fail("AgentgatewayPolicy", p.Namespace, p.Name, mcpField(field)+".resourceMetadata.resource", "must be an absolute http(s) URL without a fragment (RFC 8707), got %v", raw)
+		return false
+	}
+	for _, a := range an.Audiences {
+		if a == res {
+			return true
 		}
 	}
+	an.Audiences = append(an.Audiences, res)
+	return true
+}
+
+// scopes validates the mcpgate scope extension.
+func (t *translator) scopes(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, s v1alpha1.MCPScopes) bool {
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	ok := true
+	an.RequiredScopes = []string{}
+	an.ToolScopes = map[string][]string{}
+	check := func(f string, list []string) []string {
+		out := []string{}
+		for i, sc := range list {
+			if !validScope(sc) {
+				t.fail(kind, ns, name, fmt.Sprintf("%s[%d]", f, i), "%q is not an OAuth scope token (RFC 6749 3.3: printable ASCII except space, \" and \\)", sc)
+				ok = false
+				continue
+			}
+			out = append(out, sc)
+		}
+		return out
+	}
+	an.RequiredScopes = check(field+".requiredScopes", s.RequiredScopes)
+	tools := make([]string, 0, len(s.ToolScopes))
+	for tool := range s.ToolScopes {
+		tools = append(tools, tool)
+	}
+	sort.Strings(tools)
+	for _, tool := range tools {
+		if tool == "" || hasControl(tool) {
+			t.fail(kind, ns, name, field+".toolScopes", "tool names must be non-empty, without control characters")
+			ok = false
+			continue
+		}
+		f := field + ".toolScopes." + tool
+		if len(s.ToolScopes[tool]) == 0 {
+			t.fail(kind, ns, name, f, "list at least one scope")
+			ok = false
+			continue
+		}
+		an.ToolScopes[tool] = check(f, s.ToolScopes[tool])
+	}
+	an.Scoped = len(an.RequiredScopes) > 0 || len(an.ToolScopes) > 0
+	if an.Scoped && an.Mode == string(v1alpha1.ModePermissive) {
+		t.fail(kind, ns, name, field, "requiredScopes and toolScopes are not enforced in Permissive mode (it never rejects): use Strict or Optional")
+		ok = false
+	}
 	return ok
+}
+
+// validScope: RFC 6749 3.3 scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }
 
 func (t *translator) remoteJWKS(p *v1alpha1.AgentgatewayPolicy, field string, an *ir.Authn, j *v1alpha1.RemoteJWKS) bool {
@@ -414,4 +552,100 @@ const DryRunAnnotation = "mcpgate.dev/dry-run"
 
 func dryRun(annotations map[string]string) bool {
 	return annotations[DryRunAnnotation] == "true"
+}
+
+// cors translates traffic.cors (Gateway API HTTPCORSFilter). set is false
+// when the policy has none.
+func (t *translator) cors(p *v1alpha1.AgentgatewayPolicy) (co *ir.CORS, set, ok bool) {
+	if p.Spec.Traffic == nil || p.Spec.Traffic.Cors == nil {
+		return nil, false, true
+	}
+	kind, ns, name := "AgentgatewayPolicy", p.Namespace, p.Name
+	field := "spec.traffic.cors"
+	f := p.Spec.Traffic.Cors.HTTPCORSFilter
+	co = &ir.CORS{Key: key(ns, name), AllowOrigins: []string{}, AllowMethods: []string{}, AllowHeaders: []string{}, ExposeHeaders: []string{}}
+	if f == nil {
+		t.fail(kind, ns, name, field, "set allowOrigins")
+		return nil, true, false
+	}
+	ok = true
+	if len(f.AllowOrigins) == 0 {
+		t.fail(kind, ns, name, field+".allowOrigins", "at least one origin is required")
+		ok = false
+	}
+	for i, o := range f.AllowOrigins {
+		if msg := checkOrigin(string(o)); msg != "" {
+			t.fail(kind, ns, name, fmt.Sprintf("%s.allowOrigins[%d]", field, i), "%q: %s", o, msg)
+			ok = false
+			continue
+		}
+		co.AllowOrigins = append(co.AllowOrigins, strings.ToLower(string(o)))
+	}
+	for i, m := range f.AllowMethods {
+		if !validToken(string(m)) && m != "*" {
+			t.fail(kind, ns, name, fmt.Sprintf("%s.allowMethods[%d]", field, i), "%q is not an HTTP method", m)
+			ok = false
+			continue
+		}
+		co.AllowMethods = append(co.AllowMethods, strings.ToUpper(string(m)))
+	}
+	for i, h := range f.AllowHeaders {
+		if !validToken(string(h)) && h != "*" {
+			t.fail(kind, ns, name, fmt.Sprintf("%s.allowHeaders[%d]", field, i), "%q is not a header name", h)
+			ok = false
+			continue
+		}
+		co.AllowHeaders = append(co.AllowHeaders, strings.ToLower(string(h)))
+	}
+	for i, h := range f.ExposeHeaders {
+		if !validToken(string(h)) && h != "*" {
+			t.fail(kind, ns, name, fmt.Sprintf("%s.exposeHeaders[%d]", field, i), "%q is not a header name", h)
+			ok = false
+			continue
+		}
+		co.ExposeHeaders = append(co.ExposeHeaders, strings.ToLower(string(h)))
+	}
+	if f.AllowCredentials != nil {
+		co.AllowCredentials = *f.AllowCredentials
+	}
+	if f.MaxAge < 0 {
+		t.fail(kind, ns, name, field+".maxAge", "must not be negative")
+		ok = false
+	}
+	co.MaxAge = int(f.MaxAge)
+	return co, true, ok
+}
+
+// checkOrigin accepts "*" and scheme://host[:port], where the host may
+// start with one "*." wildcard label (Gateway API CORSOrigin).
+func checkOrigin(o string) string {
+	if o == "*" {
+		return ""
+	}
+	scheme, rest, found := strings.Cut(o, "://")
+	if !found || (scheme != "http" && scheme != "https") || rest == "" {
+		return `want "*" or scheme://host[:port] with scheme http or https`
+	}
+	host := strings.TrimPrefix(rest, "*.")
+	if strings.ContainsAny(host, "/?#@*\\ ") || host == "" || hasControl(host) {
+		return "want scheme://host[:port], without path, query, user info or further wildcards"
+	}
+	return ""
+}
+
+// validToken: an RFC 9110 token (method and header names).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

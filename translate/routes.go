@@ -97,6 +97,7 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 			Matches:   matches,
 			Backend:   bkey,
 			Authn:     at.authnFor(key(ns, name), section, bkey, gkey),
+			CORS:      at.corsFor(key(ns, name), section, bkey, gkey),
 			Authz:     at.authzFor(key(ns, name), section, bkey, gkey),
 			User:      at.userFor(key(ns, name), section, bkey, gkey),
 			RateLimit: at.rateLimitFor(key(ns, name), section, bkey, gkey),
@@ -105,6 +106,9 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 			if az := cfg.Authz[p]; az != nil && az.DryRun {
 				rt.DryRun = true
 			}
+		}
+		if an := cfg.Authn[rt.Authn]; an != nil && an.Scoped {
+			rt.Scoped = true
 		}
 		cfg.Routes[rt.Key] = rt
 		for _, l := range listeners {

@@ -101,6 +101,7 @@ func Translate(res *Resources) (*Result, error) {
 		Routes:    map[string]*ir.Route{},
 		Backends:  map[string]*ir.Backend{},
 		Authn:     map[string]*ir.Authn{},
+		CORS:      map[string]*ir.CORS{},
 		Authz:     map[string]*ir.Authz{},
 		User:      map[string]*ir.User{},
 		RateLimit: map[string]*ir.RateLimitPolicy{},

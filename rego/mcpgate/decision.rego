@@ -22,9 +22,7 @@ decision := unknown_route if {
 } else := list_result if {
 	input.phase == "list"
 } else := authn.challenge if {
-	# A valid token never needs the authentication rules (Go sets valid
-	# only together with present); this keeps them off the common path.
-	not input.jwt.valid
+	authn_checked
 	authn.reject
 } else := authz.denial if {
 	route.governed
@@ -34,6 +32,14 @@ decision := unknown_route if {
 } else := allowed if {
 	route.limited
 } else := unlimited
+
+# authn_checked holds when the authentication rules must run: a valid
+# token (Go sets valid only together with present) can be refused only for
+# missing scopes, on routes that require some (route.scoped, written by
+# translate); this keeps the rules off the common path.
+authn_checked if not input.jwt.valid
+
+authn_checked if route.scoped
 
 # dry_run is the permit of a route with dry-run policies, with what they
 # would have refused (never enforced: allow stays true).

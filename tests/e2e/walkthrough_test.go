@@ -44,10 +44,12 @@ func TestWalkthroughCurl(t *testing.T) {
 }
 
 // The 401's resource_metadata URL serves RFC 9728 protected resource metadata
-// built from the policy's resourceMetadata (camelCase → snake_case) with the
-// issuer as authorization server.
+// built from the policy's resourceMetadata (camelCase → snake_case). With
+// provider: Keycloak the authorization server it names is the gateway
+// itself, as agentgateway does; the gateway serves Dex's OpenID discovery
+// there, fixed up (TestWalkthroughAuthServerMetadata).
 func TestProtectedResourceMetadata(t *testing.T) {
-	d, g := dex(t), strictGateway(t)
+	g := strictGateway(t)
 	url := g.URL() + "/.well-known/oauth-protected-resource/mcp"
 	resp, err := http.Get(url)
 	if err != nil {
@@ -66,7 +68,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	}
 	want := map[string]any{
 		"resource":                 "http://mcp-server.default.svc.cluster.local",
-		"authorization_servers":    []any{d.Issuer()},
+		"authorization_servers":    []any{g.URL() + "/mcp"},
 		"scopes_supported":         []any{"openid"},
 		"bearer_methods_supported": []any{"header"},
 	}

@@ -116,6 +116,12 @@ type LocalPolicyTargetReferenceWithSectionName struct {
 type Traffic struct {
 	JWTAuthentication *JWTAuthentication `json:"jwtAuthentication,omitempty"`
 	RateLimit         *RateLimits        `json:"rateLimit,omitempty"`
+	Cors              *CORS              `json:"cors,omitempty"`
+}
+
+// CORS is agentgateway's traffic.cors: Gateway API's HTTPCORSFilter inline.
+type CORS struct {
+	*gwv1.HTTPCORSFilter `json:",inline"`
 }
 
 // RateLimits holds rate limits; mcpgate implements the local form.
@@ -185,6 +191,20 @@ type MCPAuthentication struct {
 	JWKS             RemoteJWKS            `json:"jwks"`
 	Mode             JWTAuthenticationMode `json:"mode,omitempty"`
 	ClientID         *string               `json:"clientId,omitempty"`
+	MCPScopes        `json:",inline"`
+}
+
+// MCPScopes is an mcpgate extension (agentgateway has no such fields): the
+// OAuth scopes a token must carry. A valid token that lacks them gets 403
+// with WWW-Authenticate error="insufficient_scope" and the scopes to ask for
+// (step-up authorization, MCP 2025-11-25); a 401 challenge names them in
+// scope=.
+type MCPScopes struct {
+	// RequiredScopes apply to every request of the routes the policy covers.
+	RequiredScopes []string `json:"requiredScopes,omitempty"`
+	// ToolScopes adds scopes for calling particular tools (tools/call), by
+	// tool name as the upstream server knows it (mcp.tool.name).
+	ToolScopes map[string][]string `json:"toolScopes,omitempty"`
 }
 
 // JWTAuthentication is the newer route-level traffic.jwtAuthentication form.
@@ -212,6 +232,7 @@ type JWTMCPConfig struct {
 	ResourceMetadata map[string]JSON `json:"resourceMetadata,omitempty"`
 	Provider         *string         `json:"provider,omitempty"`
 	ClientID         *string         `json:"clientId,omitempty"`
+	MCPScopes        `json:",inline"`
 }
 
 // RemoteJWKS says where to fetch a key set: a Service (backendRef + jwksPath)

@@ -90,9 +90,25 @@ func StartGatewayFiles(t testing.TB, files map[string]string, extraArgs ...strin
 	return g
 }
 
+// StartGatewayOnPort is StartGatewayFiles on a port the caller chose (with
+// FreePort), for configurations that must name the gateway's own URL (an
+// RFC 8707 resource, for instance).
+func StartGatewayOnPort(t testing.TB, port int, files map[string]string, extraArgs ...string) *Gateway {
+	t.Helper()
+	g, err := newGateway(files, port, extraArgs...)
+	Require(t, err)
+	logOnFailure(t, "gateway", g.Output)
+	t.Cleanup(g.Close)
+	return g
+}
+
 // NewGateway starts the gateway on a free loopback port and waits until the
 // port accepts connections. The caller must call Close.
 func NewGateway(files map[string]string, extraArgs ...string) (*Gateway, error) {
+	return newGateway(files, 0, extraArgs...)
+}
+
+func newGateway(files map[string]string, port int, extraArgs ...string) (*Gateway, error) {
 	bin, err := GatewayBin()
 	if err != nil {
 		return nil, err
@@ -107,10 +123,11 @@ func NewGateway(files map[string]string, extraArgs ...string) (*Gateway, error) 
 			return nil, fmt.Errorf("harness: %w", err)
 		}
 	}
-	port, err := FreePort()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	adminPort, err := FreePort()
 	if err != nil {

@@ -13,6 +13,7 @@
 // repository root (the directory holding go.mod above this package):
 //
 //	DEX_BIN       bin/dex-v2.45.1          (scripts/install-tools.sh builds it)
+//	HYDRA_BIN     bin/hydra-v2.3.0         (scripts/install-tools.sh builds it)
 //	NODE_MODULES  tests/node/node_modules  (scripts/install-tools.sh installs it)
 //	NODE          node on $PATH
 //	MCPGATE_BIN   built once per test binary from ./cmd/gateway when unset
@@ -38,6 +39,9 @@ import (
 // DexVersion is the Dex release scripts/install-tools.sh builds; the binary
 // name carries it so a version bump never reuses a stale build.
 const DexVersion = "v2.45.1"
+
+// HydraVersion is the ORY Hydra release scripts/install-tools.sh builds.
+const HydraVersion = "v2.3.0"
 
 // ErrToolMissing reports that a binary or package the harness needs is not
 // installed. Require turns it into a skip (locally) or a failure (in CI).
@@ -111,6 +115,11 @@ func toolPath(env, def, hint string) (string, error) {
 // DexBin locates the Dex binary ($DEX_BIN or bin/dex-<DexVersion>).
 func DexBin() (string, error) {
 	return toolPath("DEX_BIN", filepath.Join("bin", "dex-"+DexVersion), "run scripts/install-tools.sh")
+}
+
+// HydraBin locates the ORY Hydra binary ($HYDRA_BIN or bin/hydra-<HydraVersion>).
+func HydraBin() (string, error) {
+	return toolPath("HYDRA_BIN", filepath.Join("bin", "hydra-"+HydraVersion), "run scripts/install-tools.sh")
 }
 
 // NodeModules locates tests/node/node_modules ($NODE_MODULES).

@@ -107,8 +107,11 @@ func New(opts Options) *Gateway {
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true, // relay bytes as they come; SSE must not sit in a gzip buffer
+			// Shorter than Node's default keep-alive (5 s): reusing a
+			// connection the server is closing fails a POST, which Go
+			// does not retry (it may have been processed).
+			IdleConnTimeout:    4 * time.Second,
+			DisableCompression: true, // relay bytes as they come; SSE must not sit in a gzip buffer
 		}}
 	}
 	if opts.Limiter == nil {

@@ -20,7 +20,7 @@ func BenchmarkInputAndDecide(b *testing.B) {
 	upstream := newMCPServer(b)
 	jwks := newJWKS(b)
 	port := upstream.srv.URL[strings.LastIndex(upstream.srv.URL, ":")+1:]
-	gw := New(Options{})
+	gw := New(Options{NoDecisionCache: true}) // the evaluation; BenchmarkRequestPath covers cache hits
 	if err := gw.Activate(context.Background(), buildBundle(b, configYAML(port, jwks.URL+"/keys"), nil)); err != nil {
 		b.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.End()
 		o.subject = res.Subject
 	}
-	d, err := h.decide(r, buildInput(r, h.term, h.target.Name, msg, res), "decision", o)
+	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, msg, res, nil, h.inputHeaders()), "decision", o)
 	w.Header().Set(DecisionIDHeader, o.decisionID)
 	if err != nil {
 		// Fail closed, and tell the client nothing about the internals.

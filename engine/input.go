@@ -46,19 +46,29 @@ var hiddenHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization"
 
 // buildInput assembles the input document for one message.
 func buildInput(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result) ast.Value {
-	return buildInputPhase(r, route, target, msg, jwt, nil)
+	return buildInputPhase(r, route, target, msg, jwt, nil, true)
 }
 
 // buildInputPhase builds the request document, or with list set the list
 // document: the same document with mcp.list holding the items of a list
 // result and phase "list".
-func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result, list *ast.Term) ast.Value {
+//
+// Without withHeaders, input.request.headers is an empty object: for
+// policies that provably never read it (policy.Evaluator.ReadsHeaders).
+func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result, list *ast.Term, withHeaders bool) ast.Value {
 	scheme := vHTTP
 	if r.TLS != nil {
 		scheme = vHTTPS
 	}
-	headers := make([][2]*ast.Term, 0, len(r.Header))
+	n := len(r.Header)
+	if !withHeaders {
+		n = 0
+	}
+	headers := make([][2]*ast.Term, 0, n)
 	for k, vs := range r.Header {
+		if !withHeaders {
+			break
+		}
 		if hiddenHeaders[k] {
 			continue
 		}

@@ -129,7 +129,7 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 	}
 	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
 	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
-	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, asked, res, list), "list", nil)
+	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, asked, res, list, h.inputHeaders()), "list", nil)
 	if err != nil {
 		return nil, err
 	}

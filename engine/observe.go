@@ -169,3 +169,10 @@ func withDecisionID(d *policy.Decision, id string) *policy.Decision {
 	cp.JSONRPCError = &je
 	return &cp
 }
+
+// inputHeaders reports whether the input documents of this snapshot carry
+// the request headers: when the policy may read them, and always for the
+// decision log (which records the input in full).
+func (h *routeHandler) inputHeaders() bool {
+	return h.g.decisionLog != nil || h.s.eval.ReadsHeaders()
+}

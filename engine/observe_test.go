@@ -340,3 +340,27 @@ func slogJSON(w *syncBuffer) *slog.Logger {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A policy that reads a header gets it (the input carries the headers of
+// policies that read them); one that does not is decided without them.
+func TestHeadersReachPoliciesThatReadThem(t *testing.T) {
+	e := &env{upstream: newMCPServer(t), jwks: newJWKS(t)}
+	port := e.upstream.srv.URL[strings.LastIndex(e.upstream.srv.URL, ":")+1:]
+	res := &translate.Resources{Sources: map[string]string{}}
+	require.Empty(t, load.Decode("inline.yaml", []byte(configYAML(port, e.jwks.URL+"/keys")), res))
+	res.Modules = append(res.Modules, translate.Module{Source: "agent.rego", Text: "package mcpgate.user.agent\n\ndeny contains \"no agent name\" if not input.request.headers[\"x-agent\"]\n"})
+	out, err := translate.Translate(res)
+	require.NoError(t, err)
+	e.bundle, err = translate.Bundle(out, nil)
+	require.NoError(t, err)
+	e.gw = New(Options{})
+	require.NoError(t, e.gw.Activate(context.Background(), e.bundle))
+	require.True(t, e.gw.snap.Load().eval.ReadsHeaders())
+	e.srv = httptest.NewServer(e.gw.Handler(testPort))
+	t.Cleanup(e.srv.Close)
+
+	// A user module's deny hides the tool ("Unknown tool" in a 200).
+	assert.Contains(t, readBody(t, e.post(t, echoCall, authed())), "Unknown tool: echo")
+	assert.Contains(t, readBody(t, e.post(t, echoCall, authed("X-Agent", "bot-1"))), `"result"`)
+	assert.Contains(t, readBody(t, e.post(t, echoCall, authed())), "Unknown tool: echo", "a cached decision is keyed by the header too")
+}

@@ -166,3 +166,24 @@ func (c *decisionCache) put(k string, d *Decision) {
 	}
 	c.cur[k] = d
 }
+
+var inputHeaders = ast.MustParseRef("input.request.headers")
+
+// ReadsHeaders reports whether a decision can depend on the request
+// headers in the input (input.request.headers): always when the policy is
+// not cached (its reads are unknown), otherwise when a path the policy reads
+// covers them or lies below them. The request path leaves the headers out
+// of the input of policies that never read them.
+func (e *Evaluator) ReadsHeaders() bool { return e.readsHeaders }
+
+func readsHeaders(c *decisionCache) bool {
+	if c == nil {
+		return true
+	}
+	for _, p := range c.paths {
+		if inputHeaders.HasPrefix(p) || p.HasPrefix(inputHeaders) {
+			return true
+		}
+	}
+	return false
+}

@@ -159,3 +159,11 @@ func TestDecisionCacheSkipsLongKeys(t *testing.T) {
 	assert.Equal(t, want, got)
 	assert.Empty(t, cached.cache.cur)
 }
+
+func TestReadsHeaders(t *testing.T) {
+	cached, plain := evaluators(t, cacheYAML)
+	assert.False(t, cached.ReadsHeaders(), "no rule reads a header")
+	assert.True(t, plain.ReadsHeaders(), "without the scan, assume it does")
+	withHeader, _ := evaluators(t, cacheYAML, translate.Module{Source: "h.rego", Text: "package mcpgate.user.h\n\ndeny contains \"no agent\" if not input.request.headers[\"user-agent\"]\n"})
+	assert.True(t, withHeader.ReadsHeaders())
+}

@@ -75,6 +75,8 @@ type Evaluator struct {
 	revision string
 	log      logRules
 	cache    *decisionCache // nil: every decision is evaluated
+
+	readsHeaders bool
 }
 
 // Option tunes an Evaluator.
@@ -121,6 +123,7 @@ func New(ctx context.Context, b *bundle.Bundle, opts ...Option) (*Evaluator, err
 	for _, o := range opts {
 		o(e)
 	}
+	e.readsHeaders = readsHeaders(e.cache)
 	return e, nil
 }
 

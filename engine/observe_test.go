@@ -157,7 +157,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	assert.Equal(t, 4.0, metricValue(fams, "mcpgate_decision_duration_seconds", map[string]string{"phase": "authn"}))
 	// Each call opened and closed an upstream session for the sessionless
 	// client: initialize, notifications/initialized, the call, DELETE.
-	assert.Equal(t, 12.0, metricValue(fams, "mcpgate_upstream_duration_seconds", map[string]string{"route": "team/mcp/0"}))
+	// The DELETEs run after the answers: wait for the last one.
+	require.Eventually(t, func() bool {
+		return metricValue(o.scrape(t), "mcpgate_upstream_duration_seconds", map[string]string{"route": "team/mcp/0"}) == 12
+	}, 10*time.Second, 20*time.Millisecond)
 	assert.Equal(t, 1.0, metricValue(fams, "mcpgate_bundle_info", map[string]string{"revision": o.bundle.Revision}))
 	assert.Equal(t, 1.0, metricValue(fams, "mcpgate_bundle_activations_total", map[string]string{"result": "ok"}))
 	assert.GreaterOrEqual(t, metricValue(fams, "mcpgate_jwks_fetches_total", map[string]string{"authn": "team/auth", "result": "ok"}), 1.0)

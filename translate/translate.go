@@ -31,6 +31,13 @@ type ObjectError struct {
 	Field                 string // JSON path inside the object, e.g. spec.targetRefs[0].name
 	Msg                   string
 	Source                string // file and document, when known
+	// Ref is set when the problem is a reference to another object that is
+	// missing or invalid: that object, "Kind ns/name".
+	Ref string
+	// RefInvalid: the referenced object exists but is itself invalid, so the
+	// problem goes away when that object is repaired (or replaced by its
+	// last good version, see TranslateIsolated).
+	RefInvalid bool
 }
 
 func (e *ObjectError) Error() string {
@@ -63,10 +70,16 @@ type translator struct {
 }
 
 func (t *translator) fail(kind, ns, name, field, format string, args ...any) {
+	t.failRef("", false, kind, ns, name, field, format, args...)
+}
+
+// failRef records a problem with a reference to the object ref.
+func (t *translator) failRef(ref string, invalid bool, kind, ns, name, field, format string, args ...any) {
 	t.errs = append(t.errs, &ObjectError{
 		Kind: kind, Namespace: ns, Name: name, Field: field,
 		Msg:    fmt.Sprintf(format, args...),
 		Source: t.res.Sources[ObjectID(kind, ns, name)],
+		Ref:    ref, RefInvalid: invalid,
 	})
 }
 
@@ -246,7 +259,7 @@ func (t *translator) target(kind, ns, name, field, tname string, s *v1alpha1.Mcp
 	case s.BackendRef != nil:
 		hp, err := t.resolveService(s.BackendRef.Name, ns, int(s.Port))
 		if err != "" {
-			t.fail(kind, ns, name, field+".backendRef", "%s", err)
+			t.failRef(ObjectID("Service", ns, s.BackendRef.Name), false, kind, ns, name, field+".backendRef", "%s", err)
 			return ir.Target{}, false
 		}
 		hostport = hp

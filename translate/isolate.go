@@ -39,6 +39,10 @@ type Isolation struct {
 	// Served says which version of each object with problems was used.
 	// Objects absent from it were served at their current version.
 	Served map[string]Served
+	// Used holds the objects the result was translated from: the current
+	// version of each valid object and the last good version of each
+	// invalid one that has one; the next call's lastGood.
+	Used *Resources
 }
 
 // TranslateIsolated translates res so that an invalid object affects only
@@ -63,7 +67,8 @@ func TranslateIsolated(res, lastGood *Resources) (*Result, *Isolation, error) {
 	iso := &Isolation{Errors: map[string][]*ObjectError{}, Served: map[string]Served{}}
 	last := index(lastGood)
 	for {
-		out, err := Translate(choose(res, lastGood, iso.Served))
+		iso.Used = choose(res, lastGood, iso.Served)
+		out, err := Translate(iso.Used)
 		if err == nil {
 			return out, iso, nil
 		}

@@ -73,7 +73,7 @@ func TestTranslateIsolatedKeepsLastGood(t *testing.T) {
 	}
 
 	v2 := isoResources(t, isoBase,
-		policy("allow-echo", `mcp.tool.name ==`), // broken edit
+		policy("allow-echo", `mcp.tool.name ==`),  // broken edit
 		policy("brand-new", `nope(`),              // broken, never good
 		policy("other", `mcp.tool.name == "add"`), // valid, unaffected
 	)

@@ -190,13 +190,9 @@ func parentStatus(ps *[]gwv1.RouteParentStatus, pr gwv1.ParentReference, ctrlNam
 }
 
 func sameParent(a, b gwv1.ParentReference) bool {
-	str := func(p *gwv1.Group) string {
-		if p == nil {
-			return ""
-		}
-		return string(*p)
-	}
-	return a.Name == b.Name && str(a.Group) == str(b.Group) && fmt.Sprint(a.Kind, a.Namespace, a.SectionName, a.Port) == fmt.Sprint(b.Kind, b.Namespace, b.SectionName, b.Port)
+	return a.Name == b.Name && ptrOr(a.Group, "") == ptrOr(b.Group, "") && ptrOr(a.Kind, "") == ptrOr(b.Kind, "") &&
+		ptrOr(a.Namespace, "") == ptrOr(b.Namespace, "") && ptrOr(a.SectionName, "") == ptrOr(b.SectionName, "") &&
+		ptrOr(a.Port, 0) == ptrOr(b.Port, 0)
 }
 
 // setAncestors writes one ancestor entry per targetRef (the target itself

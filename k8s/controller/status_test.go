@@ -25,11 +25,11 @@ func find(t *testing.T, cs []metav1.Condition, typ string) metav1.Condition {
 
 func TestConditions(t *testing.T) {
 	for _, tc := range []struct {
-		name                          string
-		kind                          string
-		errs                          []*translate.ObjectError
-		served                        translate.Served
-		activate                      error
+		name                           string
+		kind                           string
+		errs                           []*translate.ObjectError
+		served                         translate.Served
+		activate                       error
 		accepted, resolved, programmed string // reasons
 	}{
 		{"valid", "AgentgatewayPolicy", nil, translate.ServedCurrent, nil, "Accepted", "ResolvedRefs", "Programmed"},

@@ -304,7 +304,9 @@ spec:
         action: Deny
         policy: {matchExpressions: ['true']}
 `)
-		t.Cleanup(func() { remove(t, "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayPolicy\nmetadata: {name: dangling, namespace: agentgateway-system}\n") })
+		t.Cleanup(func() {
+			remove(t, "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayPolicy\nmetadata: {name: dangling, namespace: agentgateway-system}\n")
+		})
 		eventually(t, 20*time.Second, "broken policy reported", policyConds("mcp-oauth-auth",
 			is("Accepted", "False", "Invalid"), is("Programmed", "False", "LastGoodServed")))
 		p, _ := getPolicy("mcp-oauth-auth")

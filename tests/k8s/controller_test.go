@@ -223,7 +223,7 @@ func TestWalkthroughOnKubernetes(t *testing.T) {
 	harness.Require(t, err)
 	token := d.PasswordToken(t, harness.ClientID, harness.ClientSecret, harness.AgentUser, harness.AgentPass)
 
-	c1 := harness.StartController(t, kubeconfig, "--bind", "127.0.0.1", "--debounce", "50ms", "--log-level", "debug")
+	c1 := harness.StartController(t, kubeconfig, "--bind", "127.0.0.1", "--debounce", "50ms")
 	mcpURL := "http://127.0.0.1:" + strconv.Itoa(gwPort) + "/mcp"
 
 	objects := walkthrough(t, d.Port(), up.Port(), gwPort)

@@ -97,6 +97,7 @@ type Controller struct {
 	mgr    manager.Manager
 	client client.Client
 	kick   chan struct{}
+	status *statusWriter
 
 	mu       sync.Mutex
 	lastGood *translate.Resources // the objects of the active bundle
@@ -140,7 +141,7 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	return &Controller{opts: opts, mgr: mgr, client: mgr.GetClient(), kick: make(chan struct{}, 1)}, nil
+	return &Controller{opts: opts, mgr: mgr, client: mgr.GetClient(), kick: make(chan struct{}, 1), status: &statusWriter{wake: make(chan struct{}, 1)}}, nil
 }
 
 // State returns the outcome of the last reconciliation.
@@ -180,6 +181,9 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	}
 	if err := c.mgr.Add(manager.RunnableFunc(c.loop)); err != nil {
+		return err
+	}
+	if err := c.mgr.Add(manager.RunnableFunc(c.statusLoop)); err != nil {
 		return err
 	}
 	return c.mgr.Start(ctx)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -214,7 +215,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	last := c.lastGood
 	c.mu.Unlock()
+	tRead := time.Now()
 	out, iso, err := translate.TranslateIsolated(snap.res, last)
+	tTranslate := time.Now()
 	var b *bundle.Bundle
 	if err == nil {
 		b, err = translate.Bundle(out, nil)
@@ -231,7 +234,8 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		} else {
 			activated = true
 			c.opts.Log.Info("bundle activated", "revision", b.Revision, "objects", objects(snap.res),
-				"invalid", len(iso.Errors), "translate", t0.Sub(start).String(), "activate", time.Since(t0).String())
+				"invalid", len(iso.Errors), "read", tRead.Sub(start).String(), "translate", tTranslate.Sub(tRead).String(),
+				"bundle", t0.Sub(tTranslate).String(), "activate", time.Since(t0).String())
 			if c.opts.Activated != nil {
 				if err := c.opts.Activated(b); err != nil {
 					c.opts.Log.Error("opening listeners", "error", err.Error())
@@ -255,9 +259,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.state.Revision = c.opts.Data.Revision()
 	c.mu.Unlock()
 	if c.opts.Status {
-		if err := c.writeStatus(ctx, snap, iso, activateErr); err != nil {
-			return fmt.Errorf("status: %w", err)
-		}
+		// Status is written by its own goroutine, so that writing a
+		// thousand conditions never delays the next activation.
+		c.status.post(statusJob{snap: snap, iso: iso, activateErr: activateErr})
 	}
 	if activateErr != nil && !errors.Is(activateErr, translate.ErrTranslate) {
 		// Activation problems (e.g. a policy engine error) may be transient:
@@ -269,4 +273,50 @@ func (c *Controller) reconcile(ctx context.Context) error {
 
 func objects(r *translate.Resources) int {
 	return len(r.Gateways) + len(r.HTTPRoutes) + len(r.Backends) + len(r.Policies) + len(r.RegoPolicies) + len(r.RateLimitPolicies)
+}
+
+type statusJob struct {
+	snap        *snapshot
+	iso         *translate.Isolation
+	activateErr error
+}
+
+// statusWriter writes the most recent status job; jobs posted while it is
+// writing replace each other (only the latest outcome matters).
+type statusWriter struct {
+	mu      sync.Mutex
+	pending *statusJob
+	wake    chan struct{}
+}
+
+func (w *statusWriter) post(j statusJob) {
+	w.mu.Lock()
+	w.pending = &j
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) statusLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.status.wake:
+		}
+		c.status.mu.Lock()
+		j := c.status.pending
+		c.status.pending = nil
+		c.status.mu.Unlock()
+		if j == nil {
+			continue
+		}
+		if err := c.writeStatus(ctx, j.snap, j.iso, j.activateErr); err != nil && ctx.Err() == nil {
+			// Reconcile again later: the next job recomputes every condition.
+			c.opts.Log.Warn("writing status failed; retrying", "error", err.Error())
+			time.AfterFunc(2*time.Second, c.trigger)
+		}
+	}
 }

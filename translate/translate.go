@@ -296,7 +296,7 @@ func (t *translator) resolveService(name, ns string, port int) (string, string) 
 		return "", fmt.Sprintf("Service %s/%s not found: add a Service of type ExternalName to the configuration or pass --resolve %s.%s:%d=HOST:PORT", ns, name, name, ns, port)
 	}
 	if svc.Spec.Type != corev1.ServiceTypeExternalName || svc.Spec.ExternalName == "" {
-		return "", fmt.Sprintf("Service %s/%s: standalone mcpgate can only dial Services of type ExternalName with spec.externalName set (or use --resolve)", ns, name)
+		return "", fmt.Sprintf("Service %s/%s has no address to dial: it is not of type ExternalName with spec.externalName set, and no ready endpoint or --resolve entry is known for port %d", ns, name, port)
 	}
 	target := port
 	if len(svc.Spec.Ports) > 0 {

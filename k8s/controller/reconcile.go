@@ -169,7 +169,6 @@ func (c *Controller) services(ctx context.Context, s *snapshot) error {
 
 // endpointFor returns the first ready address serving the Service port sp.
 func endpointFor(slices []discoveryv1.EndpointSlice, sp corev1.ServicePort) string {
-	sort.Slice(slices, func(i, j int) bool { return slices[i].Name < slices[j].Name })
 	var cands []string
 	for _, sl := range slices {
 		port := int32(0)

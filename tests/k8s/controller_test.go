@@ -285,6 +285,44 @@ func TestWalkthroughOnKubernetes(t *testing.T) {
 		eventually(t, 20*time.Second, "edited policy programmed", policyConds("mcp-oauth-auth", is("Programmed", "True", "Programmed")))
 	})
 
+	t.Run("no request dropped while bundles swap", func(t *testing.T) {
+		// Requests run back to back while the policy flips between two
+		// valid versions; each must be answered by one of the two.
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		var n int
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				st, names, err := toolsList(mcpURL, token)
+				if err != nil || st != http.StatusOK || len(names) == 0 {
+					done <- fmt.Errorf("request %d during the swaps: status %d, tools %v, error %v", n, st, names, err)
+					return
+				}
+				n++
+			}
+		}()
+		for i := 0; i < 6; i++ {
+			expr := `mcp.tool.name != ""`
+			check := many
+			if i%2 == 1 {
+				expr, check = `mcp.tool.name == "echo"`, onlyEcho
+			}
+			apply(t, policyWith(t, d.Port(), expr))
+			eventually(t, 30*time.Second, "swap "+strconv.Itoa(i), expectTools(mcpURL, token, http.StatusOK, check))
+		}
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d requests during 6 activations, none failed", n)
+	})
+
 	t.Run("broken policy keeps the last good version", func(t *testing.T) {
 		before, err := getPolicy("mcp-oauth-auth")
 		if err != nil {

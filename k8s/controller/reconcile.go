@@ -216,6 +216,9 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Unlock()
 	tRead := time.Now()
 	out, iso, err := translate.TranslateIsolated(snap.res, last)
+	if iso == nil {
+		iso = &translate.Isolation{}
+	}
 	tTranslate := time.Now()
 	var b *bundle.Bundle
 	if err == nil {

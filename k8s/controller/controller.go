@@ -73,8 +73,8 @@ type Options struct {
 	// ClusterDomain forms the DNS names of ClusterIP Services; default
 	// cluster.local.
 	ClusterDomain string
-	// Status: write status conditions (default true via NewOptions; the
-	// zero value writes none).
+	// Status: write status conditions (`gateway controller --status`,
+	// default true there).
 	Status bool
 	// Activated is called after each successful activation (to open the
 	// listeners of the new configuration); its error is logged.
@@ -101,15 +101,6 @@ type Controller struct {
 
 	mu       sync.Mutex
 	lastGood *translate.Resources // the objects of the active bundle
-	state    State
-}
-
-// State is the outcome of the last reconciliation, for tests and /debug.
-type State struct {
-	Revision    string    // active bundle revision
-	Reconciled  time.Time // when the last reconciliation finished
-	Invalid     int       // objects with problems
-	Activations int       // successful activations so far
 }
 
 // New prepares a controller; Start runs it.
@@ -142,13 +133,6 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	return &Controller{opts: opts, mgr: mgr, client: mgr.GetClient(), kick: make(chan struct{}, 1), status: &statusWriter{wake: make(chan struct{}, 1)}}, nil
-}
-
-// State returns the outcome of the last reconciliation.
-func (c *Controller) State() State {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state
 }
 
 // watched lists the kinds whose changes trigger a reconciliation.

@@ -225,7 +225,6 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		b, err = translate.Bundle(out, nil)
 	}
 	var activateErr error
-	activated := false
 	switch {
 	case err != nil:
 		activateErr = err
@@ -234,7 +233,6 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if err := c.opts.Data.Activate(ctx, b); err != nil {
 			activateErr = err
 		} else {
-			activated = true
 			c.opts.Log.Info("bundle activated", "revision", b.Revision, "objects", objects(snap.res),
 				"invalid", len(iso.Errors), "read", tRead.Sub(start).String(), "translate", tTranslate.Sub(tRead).String(),
 				"bundle", t0.Sub(tTranslate).String(), "activate", time.Since(t0).String())
@@ -252,14 +250,6 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		c.lastGood = iso.Used
 		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	c.state.Reconciled = time.Now()
-	c.state.Invalid = len(iso.Errors)
-	if activated {
-		c.state.Activations++
-	}
-	c.state.Revision = c.opts.Data.Revision()
-	c.mu.Unlock()
 	if c.opts.Status {
 		// Status is written by its own goroutine, so that writing a
 		// thousand conditions never delays the next activation.

@@ -7,6 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -400,6 +403,23 @@ spec:
 		}
 		if resp.StatusCode != http.StatusNotModified {
 			t.Fatalf("If-None-Match: status %d, want 304", resp.StatusCode)
+		}
+		// The OPA CLI evaluates the served bundle as the gateway does: the
+		// walkthrough's tools/list without a token is refused with 401.
+		root, err := harness.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "bundle.tar.gz")
+		if err := os.WriteFile(file, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("go", "tool", "opa", "eval", "--fail", "-b", file, "-f", "raw",
+			"-i", filepath.Join(root, "tests", "testdata", "walkthrough-input.json"), "data.mcpgate.decision.http_status")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "401" {
+			t.Fatalf("opa eval -b on the served bundle: %v\n%s", err, out)
 		}
 	})
 

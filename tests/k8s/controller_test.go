@@ -421,6 +421,9 @@ spec:
 		if err != nil || strings.TrimSpace(string(out)) != "401" {
 			t.Fatalf("opa eval -b on the served bundle: %v\n%s", err, out)
 		}
+		// An OPA server polls the endpoint (bundle service, ETag) and
+		// decides like the gateway.
+		opaDecides(t, root, c1.AdminURL())
 	})
 
 	t.Run("second replica converges", func(t *testing.T) {
@@ -448,5 +451,61 @@ spec:
 		remove(t, policyWith(t, d.Port(), "x"))
 		eventually(t, 30*time.Second, "no authentication, no authorization", expectTools(mcpURL, "", http.StatusOK, many))
 		t.Logf("MEASURE policy delete→enforced: %s", time.Since(start).Round(time.Millisecond))
+	})
+}
+
+// opaDecides runs `opa run --server` with the controller's bundle endpoint as
+// its bundle service and waits until OPA, having downloaded the bundle,
+// answers the walkthrough's unauthenticated tools/list with 401.
+func opaDecides(t *testing.T, root, adminURL string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "opa")
+	build := exec.Command("go", "build", "-o", bin, "github.com/open-policy-agent/opa")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the opa CLI: %v\n%s", err, out)
+	}
+	port, err := harness.FreePort()
+	harness.Require(t, err)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	opa := exec.Command(bin, "run", "--server", "--addr", addr,
+		"--set", "services.gw.url="+adminURL,
+		"--set", "bundles.mcpgate.service=gw",
+		"--set", "bundles.mcpgate.resource=/bundles/mcpgate.tar.gz",
+		"--set", "bundles.mcpgate.polling.min_delay_seconds=1",
+		"--set", "bundles.mcpgate.polling.max_delay_seconds=2")
+	var out strings.Builder
+	opa.Stdout, opa.Stderr = &out, &out
+	if err := opa.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = opa.Process.Kill()
+		_ = opa.Wait()
+		if t.Failed() {
+			t.Logf("--- opa output ---\n%s", out.String())
+		}
+	}()
+	input, err := os.ReadFile(filepath.Join(root, "tests", "testdata", "walkthrough-input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "OPA serving the controller's bundle", func() error {
+		resp, err := http.Post("http://"+addr+"/v1/data/mcpgate/decision/http_status", "application/json",
+			strings.NewReader(`{"input": `+string(input)+`}`))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Result *int `json:"result"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return err
+		}
+		if r.Result == nil || *r.Result != http.StatusUnauthorized {
+			return fmt.Errorf("OPA answered %v", r.Result)
+		}
+		return nil
 	})
 }

@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
+CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin
 E2E_TIMEOUT ?= 15m
@@ -23,6 +24,16 @@ tools: ## install what the tests and the demo run (Dex, npm packages), cached
 .PHONY: demo
 demo: tools build ## the walkthrough on loopback: Dex + server-everything + gateway
 	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway scripts/demo.sh
+
+.PHONY: generate
+generate: ## deepcopy code and CRD YAML from the k8s/api types (controller-gen)
+	$(CONTROLLER_GEN) object paths=./k8s/api/...
+	$(CONTROLLER_GEN) crd paths=./k8s/api/... output:crd:artifacts:config=k8s/crds
+	$(CONTROLLER_GEN) rbac:roleName=mcpgate-controller paths=./k8s/controller/... output:rbac:artifacts:config=k8s/deploy/rbac
+
+.PHONY: generate-check
+generate-check: generate ## fail when generated files differ from the committed ones
+	@git diff --exit-code -- k8s/ && test -z "$$(git status --porcelain --untracked-files=all -- k8s/)" || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck
@@ -50,7 +61,7 @@ e2e: tools build ## end-to-end tests with real Dex, MCP servers and clients
 	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./tests/...
 
 .PHONY: test
-test: tools lint build bundle-check ## everything CI checks
+test: tools generate-check lint build bundle-check ## everything CI checks
 	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 ./translate/... -run Golden

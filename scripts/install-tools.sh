@@ -13,6 +13,9 @@
 #                            node_modules is missing or package-lock.json /
 #                            package.json changed since the last install
 #                            (a stamp file inside node_modules records them).
+#   bin/kube-<version>/      kube-apiserver and etcd for the Kubernetes tests
+#                            (tests/k8s), built from the Go module proxy by
+#                            scripts/install-kube.sh (about 9 minutes cold).
 #   redis-server             Debian's redis-server package (the rate-limit
 #                            tests share counters through it), installed with
 #                            apt-get only when redis-server is not on PATH;
@@ -157,6 +160,7 @@ install_redis() {
 
 install_dex
 install_hydra
+"$ROOT/scripts/install-kube.sh"
 install_node
 install_redis
 say "done"

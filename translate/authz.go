@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/mcpgate/mcpgate/ir"
 	"github.com/mcpgate/mcpgate/k8s/api/v1alpha1"
@@ -31,6 +32,14 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 	if len(a.Policy.MatchExpressions) == 0 {
 		t.fail(kind, ns, name, field+".policy.matchExpressions", "at least one expression is required")
 		return nil, true, false
+	}
+	memoKey := strings.Join(append([]string{key(ns, name), action}, a.Policy.MatchExpressions...), "\x00")
+	if m, hit := authzMemo.get(memoKey); hit && ok {
+		modules[GeneratedPath(m.az.Package)] = m.text
+		modules[cel.PreludePath] = cel.Prelude
+		az := *m.az
+		az.Rules = append([]ir.AuthzRule(nil), m.az.Rules...)
+		return &az, true, true
 	}
 	sum := sha256.Sum256([]byte(key(ns, name)))
 	az = &ir.Authz{Key: key(ns, name), Package: "p_" + hex.EncodeToString(sum[:8])}
@@ -78,7 +87,45 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 	}
 	modules[GeneratedPath(az.Package)] = text + matchSets(az)
 	modules[cel.PreludePath] = cel.Prelude
+	memo := *az
+	memo.Rules = append([]ir.AuthzRule(nil), az.Rules...)
+	authzMemo.put(memoKey, authzResult{az: &memo, text: modules[GeneratedPath(az.Package)]})
 	return az, true, true
+}
+
+// authzResult is what authz produces for one valid policy.
+type authzResult struct {
+	az   *ir.Authz
+	text string
+}
+
+// authzMemo remembers the translation of valid authorization policies by
+// their name, action and expressions: compiling and checking the generated
+// module costs milliseconds per policy, and a controller translates every
+// policy again on each change. The result depends on nothing else, so
+// Translate stays a function of its input.
+var authzMemo = &memo[authzResult]{max: 20000}
+
+type memo[V any] struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]V
+}
+
+func (c *memo[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *memo[V]) put(k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = map[string]V{} // bounded: start over rather than grow without limit
+	}
+	c.m[k] = v
 }
 
 func clip(s string) string {

@@ -218,7 +218,7 @@ func (t *translator) targetRefs(kind, ns, name string, refs []v1alpha1.LocalPoli
 			continue
 		}
 		if !exists {
-			t.fail(kind, ns, name, field+".name", "%s %s not found", r.Kind, k)
+			t.failRef(ObjectID(string(r.Kind), ns, string(r.Name)), false, kind, ns, name, field+".name", "%s %s not found", r.Kind, k)
 			ok = false
 			continue
 		}
@@ -507,7 +507,7 @@ func (t *translator) remoteJWKS(p *v1alpha1.AgentgatewayPolicy, field string, an
 		}
 		hp, msg := t.resolveService(string(br.Name), sns, int(*br.Port))
 		if msg != "" {
-			t.fail(kind, ns, name, field+".backendRef", "%s", msg)
+			t.failRef(ObjectID("Service", sns, string(br.Name)), false, kind, ns, name, field+".backendRef", "%s", msg)
 			return false
 		}
 		path := *j.JwksPath

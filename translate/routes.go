@@ -28,7 +28,7 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 	}
 	gkey := key(gns, string(pr.Name))
 	if _, ok := t.gateways[gkey]; !ok {
-		t.fail(kind, ns, name, "spec.parentRefs[0].name", "Gateway %s not found", gkey)
+		t.failRef(ObjectID("Gateway", gns, string(pr.Name)), false, kind, ns, name, "spec.parentRefs[0].name", "Gateway %s not found", gkey)
 		return
 	}
 	var listeners []*ir.Listener
@@ -75,9 +75,9 @@ func (t *translator) route(cfg *ir.Config, r *gwv1.HTTPRoute, at *attachments) {
 		bkey := key(bns, string(br.Name))
 		if _, ok := cfg.Backends[bkey]; !ok {
 			if _, exists := t.backends[bkey]; !exists && !t.backendDeclared(bkey) {
-				t.fail(kind, ns, name, field+".backendRefs[0].name", "AgentgatewayBackend %s not found", bkey)
+				t.failRef(ObjectID("AgentgatewayBackend", bns, string(br.Name)), false, kind, ns, name, field+".backendRefs[0].name", "AgentgatewayBackend %s not found", bkey)
 			} else {
-				t.fail(kind, ns, name, field+".backendRefs[0].name", "AgentgatewayBackend %s is invalid (see its error)", bkey)
+				t.failRef(ObjectID("AgentgatewayBackend", bns, string(br.Name)), true, kind, ns, name, field+".backendRefs[0].name", "AgentgatewayBackend %s is invalid (see its error)", bkey)
 			}
 			continue
 		}

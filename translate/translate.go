@@ -31,6 +31,13 @@ type ObjectError struct {
 	Field                 string // JSON path inside the object, e.g. spec.targetRefs[0].name
 	Msg                   string
 	Source                string // file and document, when known
+	// Ref is set when the problem is a reference to another object that is
+	// missing or invalid: that object, "Kind ns/name".
+	Ref string
+	// RefInvalid: the referenced object exists but is itself invalid, so the
+	// problem goes away when that object is repaired (or replaced by its
+	// last good version, see TranslateIsolated).
+	RefInvalid bool
 }
 
 func (e *ObjectError) Error() string {
@@ -67,10 +74,16 @@ type translator struct {
 }
 
 func (t *translator) fail(kind, ns, name, field, format string, args ...any) {
+	t.failRef("", false, kind, ns, name, field, format, args...)
+}
+
+// failRef records a problem with a reference to the object ref.
+func (t *translator) failRef(ref string, invalid bool, kind, ns, name, field, format string, args ...any) {
 	t.errs = append(t.errs, &ObjectError{
 		Kind: kind, Namespace: ns, Name: name, Field: field,
 		Msg:    fmt.Sprintf(format, args...),
 		Source: t.res.Sources[ObjectID(kind, ns, name)],
+		Ref:    ref, RefInvalid: invalid,
 	})
 }
 
@@ -252,7 +265,7 @@ func (t *translator) target(kind, ns, name, field, tname string, s *v1alpha1.Mcp
 	case s.BackendRef != nil:
 		hp, err := t.resolveService(s.BackendRef.Name, ns, int(s.Port))
 		if err != "" {
-			t.fail(kind, ns, name, field+".backendRef", "%s", err)
+			t.failRef(ObjectID("Service", ns, s.BackendRef.Name), false, kind, ns, name, field+".backendRef", "%s", err)
 			return ir.Target{}, false
 		}
 		hostport = hp
@@ -289,7 +302,7 @@ func (t *translator) resolveService(name, ns string, port int) (string, string) 
 		return "", fmt.Sprintf("Service %s/%s not found: add a Service of type ExternalName to the configuration or pass --resolve %s.%s:%d=HOST:PORT", ns, name, name, ns, port)
 	}
 	if svc.Spec.Type != corev1.ServiceTypeExternalName || svc.Spec.ExternalName == "" {
-		return "", fmt.Sprintf("Service %s/%s: standalone mcpgate can only dial Services of type ExternalName with spec.externalName set (or use --resolve)", ns, name)
+		return "", fmt.Sprintf("Service %s/%s has no address to dial: it is not of type ExternalName with spec.externalName set, and no ready endpoint or --resolve entry is known for port %d", ns, name, port)
 	}
 	target := port
 	if len(svc.Spec.Ports) > 0 {

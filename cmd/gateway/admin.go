@@ -83,8 +83,9 @@ func (o *obsFlags) openDecisionLog(version string) (*engine.DecisionLog, io.Clos
 	}), c, nil
 }
 
-// startAdmin serves the admin endpoints; nil when disabled.
-func (o *obsFlags) startAdmin(gw *engine.Gateway, log *slog.Logger, errc chan<- error) (*http.Server, error) {
+// startAdmin serves the admin endpoints, plus extra handlers by pattern
+// (the controller's bundle endpoint); nil when disabled.
+func (o *obsFlags) startAdmin(gw *engine.Gateway, log *slog.Logger, errc chan<- error, extra map[string]http.Handler) (*http.Server, error) {
 	if o.adminAddr == "" {
 		return nil, nil
 	}
@@ -92,15 +93,23 @@ func (o *obsFlags) startAdmin(gw *engine.Gateway, log *slog.Logger, errc chan<- 
 	if err != nil {
 		return nil, fmt.Errorf("--admin-addr: %w", err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", gw.AdminHandler(version))
+	for pattern, h := range extra {
+		mux.Handle(pattern, h)
+	}
 	srv := &http.Server{
-		Handler:           gw.AdminHandler(version),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("admin listening", "addr", ln.Addr().String())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			select {
+			case errc <- err:
+			default:
+			}
 		}
 	}()
 	return srv, nil

@@ -7,8 +7,6 @@
 package v1alpha1
 
 import (
-	"encoding/json"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -20,22 +18,55 @@ const GroupName = "agentgateway.dev"
 const Version = "v1alpha1"
 
 // AgentgatewayBackend describes where MCP traffic goes.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:categories=agentgateway,shortName=agbe
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=".status.conditions[?(@.type=='Programmed')].status"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AgentgatewayBackend struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   AgentgatewayBackendSpec `json:"spec"`
-	Status json.RawMessage         `json:"status,omitempty"`
+	// +required
+	Spec AgentgatewayBackendSpec `json:"spec"`
+	// +optional
+	Status AgentgatewayBackendStatus `json:"status,omitzero"`
+}
+
+// AgentgatewayBackendStatus is written by the controller: Accepted,
+// ResolvedRefs and Programmed conditions.
+type AgentgatewayBackendStatus struct {
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// AgentgatewayBackendList is a list of AgentgatewayBackend.
+//
+// +kubebuilder:object:root=true
+type AgentgatewayBackendList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AgentgatewayBackend `json:"items"`
 }
 
 // AgentgatewayBackendSpec is the backend's desired state; mcpgate implements
 // only MCP backends.
+//
+// +kubebuilder:validation:ExactlyOneOf=mcp
 type AgentgatewayBackendSpec struct {
 	MCP *MCPBackend `json:"mcp,omitempty"`
 }
 
 // MCPBackend lists the MCP servers behind one backend.
 type MCPBackend struct {
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(t1, self.exists_one(t2, t1.name == t2.name))",message="target names must be unique"
 	Targets        []McpTargetSelector `json:"targets"`
 	SessionRouting SessionRouting      `json:"sessionRouting,omitempty"`
 	FailureMode    FailureMode         `json:"failureMode,omitempty"`
@@ -43,12 +74,18 @@ type MCPBackend struct {
 }
 
 // SessionRouting is Stateful (default) or Stateless.
+//
+// +kubebuilder:validation:Enum=Stateful;Stateless
 type SessionRouting string
 
 // FailureMode is FailClosed (default) or FailOpen.
+//
+// +kubebuilder:validation:Enum=FailClosed;FailOpen
 type FailureMode string
 
 // PrefixMode is Conditional (default), Always or Never.
+//
+// +kubebuilder:validation:Enum=Conditional;Always;Never
 type PrefixMode string
 
 // Enum values.
@@ -65,40 +102,84 @@ const (
 )
 
 // McpTargetSelector names one MCP target.
+//
+// +kubebuilder:validation:ExactlyOneOf=static
 type McpTargetSelector struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	Name   string     `json:"name"`
 	Static *McpTarget `json:"static,omitempty"`
 }
 
 // McpTarget is a static MCP destination: a host or a Service in the
 // backend's namespace, plus port, path and protocol.
+//
+// +kubebuilder:validation:ExactlyOneOf=host;backendRef
 type McpTarget struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Host       *string               `json:"host,omitempty"`
 	BackendRef *LocalObjectReference `json:"backendRef,omitempty"`
-	Port       int32                 `json:"port"`
-	Path       *string               `json:"path,omitempty"`
-	Protocol   *MCPProtocol          `json:"protocol,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="path must start with '/'"
+	Path     *string      `json:"path,omitempty"`
+	Protocol *MCPProtocol `json:"protocol,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
 
 // MCPProtocol is the upstream transport.
+//
+// +kubebuilder:validation:Enum=StreamableHTTP;SSE
 type MCPProtocol string
 
 // AgentgatewayPolicy attaches behaviour to Gateways, HTTPRoutes and backends.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:categories=agentgateway,shortName=agpol
+// +kubebuilder:subresource:status
+// +kubebuilder:metadata:labels="gateway.networking.k8s.io/policy=Direct"
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.ancestors[*].conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=".status.ancestors[*].conditions[?(@.type=='Programmed')].status"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AgentgatewayPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   AgentgatewayPolicySpec `json:"spec"`
-	Status json.RawMessage        `json:"status,omitempty"`
+	// +required
+	Spec AgentgatewayPolicySpec `json:"spec"`
+	// Status has one ancestor entry per targetRef, each with Accepted,
+	// ResolvedRefs and Programmed conditions.
+	// +optional
+	Status gwv1.PolicyStatus `json:"status,omitzero"`
+}
+
+// AgentgatewayPolicyList is a list of AgentgatewayPolicy.
+//
+// +kubebuilder:object:root=true
+type AgentgatewayPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AgentgatewayPolicy `json:"items"`
 }
 
 // AgentgatewayPolicySpec is the policy's desired state.
+//
+// +kubebuilder:validation:AtLeastOneOf=traffic;backend
 type AgentgatewayPolicySpec struct {
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, (r.kind == 'AgentgatewayBackend' && r.group == 'agentgateway.dev') || (r.kind in ['Gateway', 'HTTPRoute'] && r.group == 'gateway.networking.k8s.io'))",message="targetRefs may only reference Gateway, HTTPRoute or AgentgatewayBackend resources"
+	// +kubebuilder:validation:XValidation:rule="self.all(l1, !self.exists(l2, l1.kind != l2.kind))",message="Only one Kind of targetRef can be set on one policy"
 	TargetRefs []LocalPolicyTargetReferenceWithSectionName `json:"targetRefs,omitempty"`
 	Traffic    *Traffic                                    `json:"traffic,omitempty"`
 	Backend    *BackendFull                                `json:"backend,omitempty"`
@@ -131,12 +212,17 @@ type RateLimits struct {
 
 // LocalRateLimit admits requests+burst requests per unit.
 type LocalRateLimit struct {
+	// +required
+	// +kubebuilder:validation:Minimum=1
 	Requests *int32             `json:"requests,omitempty"`
 	Unit     LocalRateLimitUnit `json:"unit"`
-	Burst    *int32             `json:"burst,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	Burst *int32 `json:"burst,omitempty"`
 }
 
 // LocalRateLimitUnit is Seconds, Minutes or Hours.
+//
+// +kubebuilder:validation:Enum=Seconds;Minutes;Hours
 type LocalRateLimitUnit string
 
 // BackendFull holds backend-level policies.
@@ -159,10 +245,15 @@ type Authorization struct {
 
 // AuthorizationPolicy lists the CEL expressions.
 type AuthorizationPolicy struct {
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=16384
 	MatchExpressions []string `json:"matchExpressions"`
 }
 
 // AuthorizationPolicyAction is Allow (default), Deny or Require.
+//
+// +kubebuilder:validation:Enum=Allow;Deny;Require
 type AuthorizationPolicyAction string
 
 // Authorization actions.
@@ -173,6 +264,8 @@ const (
 )
 
 // JWTAuthenticationMode is Strict (default), Optional or Permissive.
+//
+// +kubebuilder:validation:Enum=Strict;Optional;Permissive
 type JWTAuthenticationMode string
 
 // Authentication modes.
@@ -208,10 +301,15 @@ type MCPScopes struct {
 }
 
 // JWTAuthentication is the newer route-level traffic.jwtAuthentication form.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.mcp) || size(self.providers) == 1",message="jwtAuthentication.mcp requires exactly one provider"
+// +kubebuilder:validation:XValidation:rule="!has(self.mcp) || !has(self.mode) || self.mode == 'Strict'",message="jwtAuthentication.mcp requires mode Strict"
 type JWTAuthentication struct {
-	Mode      JWTAuthenticationMode `json:"mode,omitempty"`
-	Providers []JWTProvider         `json:"providers"`
-	MCP       *JWTMCPConfig         `json:"mcp,omitempty"`
+	Mode JWTAuthenticationMode `json:"mode,omitempty"`
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	Providers []JWTProvider `json:"providers"`
+	MCP       *JWTMCPConfig `json:"mcp,omitempty"`
 }
 
 // JWTProvider is one token issuer.
@@ -222,9 +320,13 @@ type JWTProvider struct {
 }
 
 // JWKS is a remote or inline key set.
+//
+// +kubebuilder:validation:ExactlyOneOf=remote;inline
 type JWKS struct {
 	Remote *RemoteJWKS `json:"remote,omitempty"`
-	Inline *string     `json:"inline,omitempty"`
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=65536
+	Inline *string `json:"inline,omitempty"`
 }
 
 // JWTMCPConfig enables the MCP OAuth behaviour of jwtAuthentication.
@@ -237,6 +339,10 @@ type JWTMCPConfig struct {
 
 // RemoteJWKS says where to fetch a key set: a Service (backendRef + jwksPath)
 // or a URL.
+//
+// +kubebuilder:validation:ExactlyOneOf=backendRef;url
+// +kubebuilder:validation:XValidation:rule="has(self.backendRef) ? has(self.jwksPath) : true",message="jwksPath is required when backendRef is set"
+// +kubebuilder:validation:XValidation:rule="has(self.url) ? !has(self.jwksPath) : true",message="jwksPath may not be set when url is set"
 type RemoteJWKS struct {
 	JwksPath      *string                      `json:"jwksPath,omitempty"`
 	CacheDuration *metav1.Duration             `json:"cacheDuration,omitempty"`
@@ -245,6 +351,10 @@ type RemoteJWKS struct {
 }
 
 // JSON is an arbitrary JSON value kept as raw bytes (resourceMetadata values).
+//
+// +kubebuilder:validation:Schemaless
+// +kubebuilder:pruning:PreserveUnknownFields
+// +kubebuilder:validation:Type=""
 type JSON struct {
 	Raw []byte `json:"-"`
 }

@@ -37,6 +37,9 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 	if m, hit := authzMemo.get(memoKey); hit && ok {
 		modules[GeneratedPath(m.az.Package)] = m.text
 		modules[cel.PreludePath] = cel.Prelude
+		for k, body := range m.bodies {
+			t.bodies[k] = body
+		}
 		az := *m.az
 		az.Rules = append([]ir.AuthzRule(nil), m.az.Rules...)
 		return &az, true, true
@@ -77,26 +80,29 @@ func (t *translator) authz(p *v1alpha1.AgentgatewayPolicy, modules map[string]st
 		t.fail(kind, ns, name, field, "generating Rego: %v", err)
 		return nil, true, false
 	}
+	bodies := map[string]string{}
 	for rn, r := range rules {
 		body, err := cel.BodyText(r)
 		if err != nil {
 			t.fail(kind, ns, name, field, "generating Rego: %v", err)
 			return nil, true, false
 		}
+		bodies[az.Package+"."+rn] = body
 		t.bodies[az.Package+"."+rn] = body
 	}
 	modules[GeneratedPath(az.Package)] = text + matchSets(az)
 	modules[cel.PreludePath] = cel.Prelude
 	memo := *az
 	memo.Rules = append([]ir.AuthzRule(nil), az.Rules...)
-	authzMemo.put(memoKey, authzResult{az: &memo, text: modules[GeneratedPath(az.Package)]})
+	authzMemo.put(memoKey, authzResult{az: &memo, text: modules[GeneratedPath(az.Package)], bodies: bodies})
 	return az, true, true
 }
 
 // authzResult is what authz produces for one valid policy.
 type authzResult struct {
-	az   *ir.Authz
-	text string
+	az     *ir.Authz
+	text   string
+	bodies map[string]string // rule bodies for the routes module, by "<package>.<rule>"
 }
 
 // authzMemo remembers the translation of valid authorization policies by

@@ -1,6 +1,7 @@
 package translate_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -144,5 +145,30 @@ func TestTranslateIsolatedReferences(t *testing.T) {
 	}
 	if len(out.Config.Routes) != 0 || len(out.Config.Listeners) != 1 {
 		t.Fatalf("want the gateway served without the route: %+v", out.Config)
+	}
+}
+
+// Translating the same objects twice gives the same bundle: the memo of
+// authorization policies must not change what is generated (replicas with
+// warm and cold memos converge on one revision).
+func TestTranslateMemoIsTransparent(t *testing.T) {
+	src, err := os.ReadFile("testdata/authorization.in.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func() string {
+		res := &translate.Resources{Sources: map[string]string{}}
+		load.Decode("authorization.in.yaml", src, res)
+		out, _ := translate.Translate(res) // the file has invalid objects on purpose
+		b, err := translate.Bundle(out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Revision
+	}
+	translate.ForgetMemo()
+	cold := build()
+	if warm := build(); warm != cold {
+		t.Fatalf("revision %s from a cold memo, %s from a warm one", cold, warm)
 	}
 }

@@ -39,7 +39,7 @@ func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Mes
 		}
 		session, version, ephemeral = sid, v, true
 		if sid != "" {
-			defer h.closeSession(sid, v)
+			defer h.closeSession(ctx, sid, v)
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target.URL, bytes.NewReader(msg.Raw))
@@ -294,9 +294,11 @@ func (h *routeHandler) openSession(ctx context.Context, version string) (string,
 
 // closeSession ends a session the gateway opened, without holding up the
 // client's response.
-func (h *routeHandler) closeSession(sid, version string) {
+func (h *routeHandler) closeSession(parent context.Context, sid, version string) {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Not cancelled with the client's request (it is over by now), but
+		// in its trace.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, h.target.URL, nil)
 		if err != nil {

@@ -31,12 +31,13 @@ import (
 // Keys are the exact texts of the values (no hash, so no collision can hand
 // one caller another's decision); a key longer than maxKeyBytes (a long
 // list, big arguments) is not cached. The cache holds at most
-// 2 × maxEntries decisions per evaluator, in two generations: when the
-// current one fills, the previous is dropped.
+// 2 × maxEntries decisions and 2 × maxGenBytes of keys per evaluator, in two
+// generations: when the current one fills, the previous is dropped.
 
 const (
 	maxKeyBytes = 8 << 10
 	maxEntries  = 8192
+	maxGenBytes = 8 << 20 // key bytes per generation: at most 2 × 8 MiB of keys whatever callers send
 )
 
 type decisionCache struct {
@@ -44,6 +45,7 @@ type decisionCache struct {
 
 	mu       sync.RWMutex
 	cur, old map[string]*Decision
+	curBytes int // key bytes in cur
 }
 
 // newDecisionCache scans the compiled modules; nil when the policy cannot
@@ -161,8 +163,11 @@ func (c *decisionCache) get(k string) (*Decision, bool) {
 func (c *decisionCache) put(k string, d *Decision) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cur) >= maxEntries {
-		c.old, c.cur = c.cur, make(map[string]*Decision, maxEntries)
+	if len(c.cur) >= maxEntries || c.curBytes+len(k) > maxGenBytes {
+		c.old, c.cur, c.curBytes = c.cur, make(map[string]*Decision, maxEntries), 0
+	}
+	if _, ok := c.cur[k]; !ok {
+		c.curBytes += len(k)
 	}
 	c.cur[k] = d
 }

@@ -167,3 +167,23 @@ func TestReadsHeaders(t *testing.T) {
 	withHeader, _ := evaluators(t, cacheYAML, translate.Module{Source: "h.rego", Text: "package mcpgate.user.h\n\ndeny contains \"no agent\" if not input.request.headers[\"user-agent\"]\n"})
 	assert.True(t, withHeader.ReadsHeaders())
 }
+
+// However many distinct inputs callers send, the cache keeps at most two
+// generations of keys.
+func TestDecisionCacheIsBounded(t *testing.T) {
+	c := &decisionCache{cur: map[string]*Decision{}}
+	d := &Decision{Allow: true}
+	key := strings.Repeat("k", 4<<10)
+	for i := range 3 * maxGenBytes / len(key) {
+		c.put(fmt.Sprintf("%s%d", key, i), d)
+	}
+	total := 0
+	for k := range c.cur {
+		total += len(k)
+	}
+	for k := range c.old {
+		total += len(k)
+	}
+	assert.LessOrEqual(t, total, 2*maxGenBytes+2*len(key))
+	assert.LessOrEqual(t, len(c.cur)+len(c.old), 2*maxEntries)
+}

@@ -14,8 +14,9 @@ help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/gateway
+build: ## build bin/gateway and bin/gateway-controller
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/gateway ./cmd/gateway
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/gateway-controller ./cmd/gateway-controller
 
 .PHONY: tools
 tools: ## install what the tests and the demo run (Dex, npm packages), cached
@@ -58,11 +59,11 @@ unit: ## unit tests (no external components)
 
 .PHONY: e2e
 e2e: tools build ## end-to-end tests with real Dex, MCP servers and clients
-	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./tests/...
+	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway MCPGATE_CONTROLLER_BIN=$(CURDIR)/$(BIN)/gateway-controller $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./tests/...
 
 .PHONY: test
 test: tools generate-check lint build bundle-check ## everything CI checks
-	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
+	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway MCPGATE_CONTROLLER_BIN=$(CURDIR)/$(BIN)/gateway-controller $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 ./translate/... -run Golden
 	@git diff --exit-code -- translate/testdata || { echo "golden files changed: run 'go test ./translate/... -update' and commit"; exit 1; }
@@ -109,4 +110,4 @@ soak: tools build ## mixed traffic through the gateway for SOAK (default 5m); pr
 
 .PHONY: clean
 clean: ## remove build outputs (keeps the cached Dex build)
-	rm -f $(BIN)/gateway
+	rm -f $(BIN)/gateway $(BIN)/gateway-controller

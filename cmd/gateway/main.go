@@ -21,7 +21,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/engine"
-	"github.com/mcpgate/mcpgate/engine/ratelimit"
+	"github.com/mcpgate/mcpgate/internal/dataplane"
 	"github.com/mcpgate/mcpgate/ir"
 	"github.com/mcpgate/mcpgate/k8s/load"
 	"github.com/mcpgate/mcpgate/translate"
@@ -36,7 +36,6 @@ decided by an embedded OPA/Rego policy.
 Usage:
   gateway run -f PATH [-f PATH...] [flags]     serve the configuration in PATH (YAML files or directories)
   gateway run --bundle bundle.tar.gz [flags]   serve a compiled bundle
-  gateway controller [flags]                   serve the configuration of a Kubernetes cluster (watches the API server)
   gateway bundle -f PATH [-f PATH...] -o FILE  compile the configuration into an OPA bundle
   gateway test -f PATH [--coverage] TESTS...   run Rego tests (*_test.rego) against the compiled configuration
   gateway version                              print the version
@@ -54,7 +53,7 @@ func main() {
 	case "run":
 		err = run(os.Args[2:])
 	case "controller":
-		err = runController(os.Args[2:])
+		err = errors.New("the Kubernetes controller is its own binary, gateway-controller: it links client-go, which the data plane does not need")
 	case "bundle":
 		err = buildBundle(os.Args[2:], os.Stdout)
 	case "test":
@@ -161,89 +160,19 @@ func buildBundle(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// dataPlaneFlags are the flags of the request path, shared by run and
-// controller.
-type dataPlaneFlags struct {
-	bind            *string
-	logLevel        *string
-	maxBody         *int64
-	shutdown        *time.Duration
-	redisAddr       *string
-	failureMode     *string
-	upstreamTimeout *time.Duration
-	bodyTimeout     *time.Duration
-	headerTimeout   *time.Duration
-	idleTimeout     *time.Duration
-	obs             obsFlags
-}
-
-func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
-	d.bind = fs.String("bind", "0.0.0.0", "address the listeners bind to")
-	d.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
-	d.maxBody = fs.Int64("max-body-bytes", 4<<20, "largest accepted request body; larger gets 413")
-	d.shutdown = fs.Duration("shutdown-timeout", 30*time.Second, "how long in-flight requests may finish after SIGTERM (or after their listener is removed)")
-	d.redisAddr = fs.String("ratelimit-redis", "", "keep rate-limit counters in Redis at HOST:PORT, shared by every replica (default: in memory)")
-	d.failureMode = fs.String("ratelimit-failure-mode", "FailClosed", "when the rate-limit store is unavailable: FailClosed (503) or FailOpen (admit)")
-	d.upstreamTimeout = fs.Duration("upstream-timeout", engine.DefaultUpstreamTimeout, "how long to wait for an upstream's answer (headers, and the whole answer unless it is an SSE stream relayed to the client); then 504 with a JSON-RPC error")
-	d.bodyTimeout = fs.Duration("body-timeout", engine.DefaultBodyTimeout, "how long a client may take to send a request body once its headers arrived; then 408")
-	d.headerTimeout = fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (slowloris defence)")
-	d.idleTimeout = fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
-	d.obs.register(fs)
-}
-
-func (d *dataPlaneFlags) logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*d.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %v", err)
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
-}
-
-// gateway builds the request path; close releases the rate limiter, the
-// decision log and the trace exporter.
-func (d *dataPlaneFlags) gateway(ctx context.Context, log *slog.Logger) (gw *engine.Gateway, close func(), err error) {
-	if *d.failureMode != "FailClosed" && *d.failureMode != "FailOpen" {
-		return nil, nil, fmt.Errorf("--ratelimit-failure-mode %q: want FailClosed or FailOpen", *d.failureMode)
-	}
-	for name, v := range map[string]time.Duration{"upstream-timeout": *d.upstreamTimeout, "body-timeout": *d.bodyTimeout, "read-header-timeout": *d.headerTimeout, "idle-timeout": *d.idleTimeout} {
-		if v <= 0 {
-			return nil, nil, fmt.Errorf("--%s %s: must be positive", name, v)
-		}
-	}
-	dlog, dlogClose, err := d.obs.openDecisionLog(version)
-	if err != nil {
-		return nil, nil, err
-	}
-	tracer, stopTracing, err := d.obs.tracer(ctx)
-	if err != nil {
-		_ = dlogClose.Close()
-		return nil, nil, err
-	}
-	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *d.redisAddr, Logger: log})
-	gw = engine.New(engine.Options{Logger: log, MaxBodyBytes: *d.maxBody, Limiter: limiter, RateLimitFailOpen: *d.failureMode == "FailOpen",
-		UpstreamTimeout: *d.upstreamTimeout, BodyTimeout: *d.bodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.obs.noCache})
-	return gw, func() {
-		limiter.Close()
-		_ = dlogClose.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = stopTracing(sctx)
-	}, nil
-}
-
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var src sourceFlags
 	src.register(fs)
-	var dp dataPlaneFlags
-	dp.register(fs)
+	var dp dataplane.Flags
+	dp.Register(fs)
 	bundlePath := fs.String("bundle", "", "serve a bundle written by 'gateway bundle' instead of YAML")
 	port := fs.Int("port", 0, "override the port of the Gateway's listener (only with a single listener)")
 	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := dp.logger()
+	log, err := dp.Logger()
 	if err != nil {
 		return err
 	}
@@ -277,7 +206,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gw, closeGW, err := dp.gateway(ctx, log)
+	gw, closeGW, err := dp.Gateway(ctx, log, version)
 	if err != nil {
 		return err
 	}
@@ -285,13 +214,13 @@ func run(args []string) error {
 	if err := gw.Activate(ctx, b); err != nil {
 		return err
 	}
-	ls := newListeners(gw, *dp.bind, log, *dp.headerTimeout, *dp.idleTimeout)
-	admin, err := dp.obs.startAdmin(gw, log, ls.errc, nil)
+	ls := dataplane.NewListeners(gw, *dp.Bind, log, *dp.HeaderTimeout, *dp.IdleTimeout)
+	admin, err := dp.Obs.StartAdmin(gw, log, ls.Errc, version, nil)
 	if err != nil {
 		return err
 	}
-	if err := ls.sync(*dp.shutdown); err != nil {
-		ls.shutdown(context.Background())
+	if err := ls.Sync(*dp.Shutdown); err != nil {
+		ls.Shutdown(context.Background())
 		return err
 	}
 	if *watch > 0 && *bundlePath == "" {
@@ -299,13 +228,13 @@ func run(args []string) error {
 	}
 	select {
 	case <-ctx.Done():
-	case err := <-ls.errc:
+	case err := <-ls.Errc:
 		return err
 	}
-	log.Info("shutting down", "timeout", dp.shutdown.String())
-	sctx, cancel := context.WithTimeout(context.Background(), *dp.shutdown)
+	log.Info("shutting down", "timeout", dp.Shutdown.String())
+	sctx, cancel := context.WithTimeout(context.Background(), *dp.Shutdown)
 	defer cancel()
-	ls.shutdown(sctx)
+	ls.Shutdown(sctx)
 	if admin != nil {
 		_ = admin.Shutdown(sctx)
 	}

@@ -73,7 +73,7 @@ type Options struct {
 	// ClusterDomain forms the DNS names of ClusterIP Services; default
 	// cluster.local.
 	ClusterDomain string
-	// Status: write status conditions (`gateway controller --status`,
+	// Status: write status conditions (`gateway-controller --status`,
 	// default true there).
 	Status bool
 	// Activated is called after each successful activation (to open the

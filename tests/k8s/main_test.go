@@ -1,4 +1,4 @@
-// Package k8s runs `gateway controller` against a real kube-apiserver and
+// Package k8s runs `gateway-controller` against a real kube-apiserver and
 // etcd (built from the Go module proxy by scripts/install-kube.sh, started
 // by controller-runtime's envtest), with a real identity provider (Dex) and
 // a real MCP server (server-everything) on 127.0.0.1: the walkthrough's

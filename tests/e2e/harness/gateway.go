@@ -61,7 +61,13 @@ func Cleanup() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	for _, d := range extraDirs {
+		os.RemoveAll(d)
+	}
 }
+
+// extraDirs are other build directories for Cleanup (ControllerBin).
+var extraDirs []string
 
 // Gateway is a running mcpgate (`gateway run`).
 type Gateway struct {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/bundle"
+	"github.com/mcpgate/mcpgate/k8s/load"
+	"github.com/mcpgate/mcpgate/translate"
 )
 
 // The bundle endpoint follows OPA's bundle protocol: 503 before the first
@@ -26,8 +28,15 @@ func TestBundleServer(t *testing.T) {
 	if w := get(""); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("before any bundle: %d", w.Code)
 	}
-	src := sourceFlags{files: listFlag{filepath.Join("..", "..", "examples", "quickstart")}}
-	b1, err := src.compile(nil)
+	loaded, err := load.Files([]string{filepath.Join("..", "..", "examples", "quickstart")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := translate.Translate(loaded.Resources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := translate.Bundle(out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

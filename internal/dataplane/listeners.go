@@ -1,4 +1,4 @@
-package main
+package dataplane
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 	"github.com/mcpgate/mcpgate/engine"
 )
 
-// listeners keeps one HTTP server per listener port of the active
-// configuration: run opens them once; the controller calls sync after each
+// Listeners keeps one HTTP server per listener port of the active
+// configuration: run opens them once; the controller calls Sync after each
 // activation so that Gateways and listeners can come and go.
-type listeners struct {
+type Listeners struct {
 	gw   *engine.Gateway
 	bind string
 	log  *slog.Logger
-	errc chan error // a server that failed after starting
+	Errc chan error // a server that failed after starting
 
 	headerTimeout, idleTimeout time.Duration
 
@@ -29,15 +29,15 @@ type listeners struct {
 	servers map[int]*http.Server
 }
 
-func newListeners(gw *engine.Gateway, bind string, log *slog.Logger, headerTimeout, idleTimeout time.Duration) *listeners {
-	return &listeners{gw: gw, bind: bind, log: log, errc: make(chan error, 16), servers: map[int]*http.Server{},
+func NewListeners(gw *engine.Gateway, bind string, log *slog.Logger, headerTimeout, idleTimeout time.Duration) *Listeners {
+	return &Listeners{gw: gw, bind: bind, log: log, Errc: make(chan error, 16), servers: map[int]*http.Server{},
 		headerTimeout: headerTimeout, idleTimeout: idleTimeout}
 }
 
-// sync opens the ports of the active configuration that are not open yet and
+// Sync opens the ports of the active configuration that are not open yet and
 // shuts down (gracefully, within grace) those it no longer has. A port that
 // cannot be opened is reported; the others are still opened.
-func (l *listeners) sync(grace time.Duration) error {
+func (l *Listeners) Sync(grace time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	want := map[int]bool{}
@@ -65,7 +65,7 @@ func (l *listeners) sync(grace time.Duration) error {
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				select {
-				case l.errc <- err:
+				case l.Errc <- err:
 				default:
 				}
 			}
@@ -86,9 +86,9 @@ func (l *listeners) sync(grace time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// shutdown stops every server, letting in-flight requests finish until ctx
+// Shutdown stops every server, letting in-flight requests finish until ctx
 // ends.
-func (l *listeners) shutdown(ctx context.Context) {
+func (l *Listeners) Shutdown(ctx context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for p, s := range l.servers {

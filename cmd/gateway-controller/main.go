@@ -1,8 +1,14 @@
+// Command gateway-controller is mcpgate's data plane configured from the
+// Kubernetes API: every replica watches the Gateway API and mcpgate objects,
+// translates them as `gateway run` translates files, serves the result and
+// writes status (docs/kubernetes.md). It is a binary of its own so that
+// `gateway run` does not pay for client-go.
 package main
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -17,20 +23,33 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/mcpgate/mcpgate/bundle"
+	"github.com/mcpgate/mcpgate/internal/dataplane"
 	"github.com/mcpgate/mcpgate/k8s/controller"
 )
 
-// BundlePath is where `gateway controller --admin-addr` serves the active
+// BundlePath is where the admin listener (--admin-addr) serves the active
 // bundle over OPA's bundle HTTP protocol.
 const BundlePath = "/bundles/mcpgate.tar.gz"
 
-// runController is `gateway controller`: the data plane of run, configured
-// from the Kubernetes API instead of files. Every replica watches and
-// translates on its own (docs/kubernetes.md).
+var version = "dev"
+
+func main() {
+	if err := runController(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gateway-controller:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// runController is the data plane of `gateway run`, configured from the
+// Kubernetes API instead of files. Every replica watches and translates on
+// its own (docs/kubernetes.md).
 func runController(args []string) error {
-	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
-	var dp dataPlaneFlags
-	dp.register(fs)
+	fs := flag.NewFlagSet("gateway-controller", flag.ContinueOnError)
+	var dp dataplane.Flags
+	dp.Register(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, the in-cluster service account, ~/.kube/config)")
 	name := fs.String("controller-name", controller.DefaultControllerName, "serve the Gateways of GatewayClasses with this spec.controllerName")
 	debounce := fs.Duration("debounce", 100*time.Millisecond, "translate once changes have been quiet for this long")
@@ -41,10 +60,14 @@ func runController(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *showVersion {
+		fmt.Println("mcpgate gateway-controller", version)
+		return nil
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	log, err := dp.logger()
+	log, err := dp.Logger()
 	if err != nil {
 		return err
 	}
@@ -62,26 +85,26 @@ func runController(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	gw, closeGW, err := dp.gateway(ctx, log)
+	gw, closeGW, err := dp.Gateway(ctx, log, version)
 	if err != nil {
 		return err
 	}
 	defer closeGW()
-	ls := newListeners(gw, *dp.bind, log, *dp.headerTimeout, *dp.idleTimeout)
+	ls := dataplane.NewListeners(gw, *dp.Bind, log, *dp.HeaderTimeout, *dp.IdleTimeout)
 	served := &bundleServer{}
 	c, err := controller.New(controller.Options{
 		Config: cfg, Data: gw, Log: log, ControllerName: *name,
 		Debounce: *debounce, MaxDelay: *maxDelay, Status: *status, ClusterDomain: *clusterDomain,
 		Activated: func(b *bundle.Bundle) error {
 			served.set(b)
-			return ls.sync(*dp.shutdown)
+			return ls.Sync(*dp.Shutdown)
 		},
 	})
 	if err != nil {
 		return err
 	}
 	// The admin listener (--admin-addr) also serves the active bundle.
-	admin, err := dp.obs.startAdmin(gw, log, ls.errc, map[string]http.Handler{"GET " + BundlePath: served})
+	admin, err := dp.Obs.StartAdmin(gw, log, ls.Errc, version, map[string]http.Handler{"GET " + BundlePath: served})
 	if err != nil {
 		return err
 	}
@@ -95,14 +118,14 @@ func runController(args []string) error {
 		if err != nil {
 			err = fmt.Errorf("controller: %w", err)
 		}
-	case err = <-ls.errc:
+	case err = <-ls.Errc:
 	case <-ctx.Done():
 	}
 	stop()
-	log.Info("shutting down", "timeout", dp.shutdown.String())
-	sctx, cancel := context.WithTimeout(context.Background(), *dp.shutdown)
+	log.Info("shutting down", "timeout", dp.Shutdown.String())
+	sctx, cancel := context.WithTimeout(context.Background(), *dp.Shutdown)
 	defer cancel()
-	ls.shutdown(sctx)
+	ls.Shutdown(sctx)
 	return err
 }
 

@@ -61,6 +61,9 @@ func Cleanup() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	if goServerDir != "" {
+		os.RemoveAll(goServerDir)
+	}
 }
 
 // Gateway is a running mcpgate (`gateway run`).

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -171,6 +172,7 @@ type dataPlaneFlags struct {
 	redisAddr       *string
 	failureMode     *string
 	upstreamTimeout *time.Duration
+	sessionKey      *string
 	bodyTimeout     *time.Duration
 	headerTimeout   *time.Duration
 	idleTimeout     *time.Duration
@@ -188,6 +190,7 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	d.bodyTimeout = fs.Duration("body-timeout", engine.DefaultBodyTimeout, "how long a client may take to send a request body once its headers arrived; then 408")
 	d.headerTimeout = fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (slowloris defence)")
 	d.idleTimeout = fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	d.sessionKey = fs.String("session-key", "", "32-byte key (hex or base64) sealing the session ids of multi-target backends; replicas serving the same clients must share it ; or set MCPGATE_SESSION_KEY, which ps does not show (default: random at startup)")
 	d.obs.register(fs)
 }
 
@@ -210,6 +213,12 @@ func (d *dataPlaneFlags) gateway(ctx context.Context, log *slog.Logger) (gw *eng
 			return nil, nil, fmt.Errorf("--%s %s: must be positive", name, v)
 		}
 	}
+	var sessionKey []byte
+	if k := cmp.Or(*d.sessionKey, os.Getenv("MCPGATE_SESSION_KEY")); k != "" {
+		if sessionKey, err = engine.ParseSessionKey(k); err != nil {
+			return nil, nil, fmt.Errorf("--session-key: %v", err)
+		}
+	}
 	dlog, dlogClose, err := d.obs.openDecisionLog(version)
 	if err != nil {
 		return nil, nil, err
@@ -221,7 +230,7 @@ func (d *dataPlaneFlags) gateway(ctx context.Context, log *slog.Logger) (gw *eng
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *d.redisAddr, Logger: log})
 	gw = engine.New(engine.Options{Logger: log, MaxBodyBytes: *d.maxBody, Limiter: limiter, RateLimitFailOpen: *d.failureMode == "FailOpen",
-		UpstreamTimeout: *d.upstreamTimeout, BodyTimeout: *d.bodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.obs.noCache})
+		UpstreamTimeout: *d.upstreamTimeout, BodyTimeout: *d.bodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.obs.noCache, SessionKey: sessionKey})
 	return gw, func() {
 		limiter.Close()
 		_ = dlogClose.Close()

@@ -242,7 +242,6 @@ func writeResult(w http.ResponseWriter, id jsontext.Value, result any) {
 type targetResult struct {
 	target ir.Target
 	body   []byte
-	sid    string // initialize: the upstream session id
 	err    error
 }
 

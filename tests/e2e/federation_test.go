@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,4 +338,48 @@ func TestFederationSessions(t *testing.T) {
 		status, _, body := rawRPC(t, g2.URL()+"/mcp", sid, `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`)
 		requireNotFound(t, status, body)
 	})
+}
+
+// A call's own SSE stream is relayed from its target: the progress
+// notifications of a long operation reach the client, in order.
+func TestFederationCallProgress(t *testing.T) {
+	everything, second := harness.StartEverything(t), harness.StartGoServer(t)
+	g := harness.StartGateway(t, federationConfig(everything, second, ""))
+	const steps = 3
+	var (
+		mu       sync.Mutex
+		progress []float64
+	)
+	copts := &mcp.ClientOptions{ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress = append(progress, req.Params.Progress)
+	}}
+	ctx := testContext(t, 60*time.Second)
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-e2e", Version: "v0.0.0"}, copts)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.URL() + "/mcp", MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	params := &mcp.CallToolParams{Name: "everything_trigger-long-running-operation", Arguments: map[string]any{"duration": 1, "steps": steps}}
+	params.SetProgressToken("fed-progress")
+	res, err := cs.CallTool(ctx, params)
+	if err != nil || !strings.Contains(textOf(res), "Long running operation completed") {
+		t.Fatalf("call: %v %v", res, err)
+	}
+	// Notification handlers run concurrently with the call's return.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(progress)
+		mu.Unlock()
+		if n >= steps {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(progress, []float64{1, 2, 3}) {
+		t.Errorf("progress = %v, want [1 2 3]", progress)
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mcpgate/mcpgate/ir"
 )
 
 // sdkServer is a real MCP server (the Go SDK's) in-process: tools
@@ -24,7 +26,7 @@ type sdkServer struct {
 	hdr []http.Header
 }
 
-func newSDKServer(t *testing.T, name string, pageSize int) *sdkServer {
+func newSDKServer(t testing.TB, name string, pageSize int) *sdkServer {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "v1"}, &mcp.ServerOptions{PageSize: pageSize, Instructions: "use " + name})
 	for _, tool := range []string{"one", "two", "three"} {
@@ -81,7 +83,7 @@ spec:
 %s`, testPort, failureMode, prefixMode, portA, portB, extra)
 }
 
-func newFedEnv(t *testing.T, yaml string) *env {
+func newFedEnv(t testing.TB, yaml string) *env {
 	t.Helper()
 	e := &env{gw: New(Options{})}
 	e.bundle = buildBundle(t, yaml, nil)
@@ -235,4 +237,69 @@ spec:
 	require.Contains(t, readBody(t, resp), `"b:one"`)
 	resp = e.post(t, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a_two","arguments":{}}}`, nil)
 	require.Contains(t, readBody(t, resp), `"a:two"`)
+}
+
+// Target names may contain '_': the longest target name that prefixes a
+// name wins, and a bare prefix names nothing.
+func TestFederationSplit(t *testing.T) {
+	f := &federation{targets: []ir.Target{{Name: "a"}, {Name: "a_b"}, {Name: "c"}}}
+	for _, c := range []struct {
+		in, target, rest string
+		found            bool
+	}{
+		{"a_x", "a", "x", true},
+		{"a_b_x", "a_b", "x", true},
+		{"a_bx", "a", "bx", true},
+		{"c_get_sum", "c", "get_sum", true},
+		{"a_", "", "", false},
+		{"d_x", "", "", false},
+		{"ax", "", "", false},
+	} {
+		tg, rest, found := f.split(c.in, "_")
+		require.Equal(t, c.found, found, c.in)
+		require.Equal(t, c.target, tg.Name, c.in)
+		require.Equal(t, c.rest, rest, c.in)
+	}
+}
+
+func TestMergeCapabilities(t *testing.T) {
+	caps := map[string]any{}
+	mergeCapabilities(caps, map[string]any{"tools": map[string]any{"listChanged": false}, "logging": map[string]any{}})
+	mergeCapabilities(caps, map[string]any{"tools": map[string]any{"listChanged": true}, "prompts": map[string]any{"listChanged": false}})
+	mergeCapabilities(caps, map[string]any{"tools": map[string]any{"listChanged": false}, "resources": map[string]any{"subscribe": true}})
+	require.Equal(t, map[string]any{
+		"tools":     map[string]any{"listChanged": true},
+		"prompts":   map[string]any{"listChanged": false},
+		"logging":   map[string]any{},
+		"resources": map[string]any{"subscribe": true},
+	}, caps)
+}
+
+// BenchmarkFederation is the fan-out cost: one session in front of two
+// in-process Go SDK servers, tools/list (both targets, merged and
+// prefixed) and tools/call (one target, prefix stripped). The servers' own
+// work is included; compare with a single target to see the gateway's share.
+func BenchmarkFederation(b *testing.B) {
+	a, c := newSDKServer(b, "a", 0), newSDKServer(b, "b", 0)
+	e := newFedEnv(b, fedYAML(a.port(), c.port(), "FailClosed", "Conditional", ""))
+	init := e.post(b, fedInitBody, nil)
+	if init.StatusCode != http.StatusOK {
+		b.Fatalf("initialize: %d", init.StatusCode)
+	}
+	hdr := map[string]string{"Mcp-Session-Id": init.Header.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-06-18"}
+	for _, c := range []struct{ name, body, want string }{
+		{"tools/list", `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, `"b_three"`},
+		{"tools/call", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b_two","arguments":{}}}`, `b:two`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp := e.post(b, c.body, hdr)
+				if body := readBody(b, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, c.want) {
+					b.Fatalf("%d %s", resp.StatusCode, body)
+				}
+				resp.Body.Close()
+			}
+		})
+	}
 }

@@ -174,15 +174,7 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 		// Notifications and the client's responses go to every target
 		// holding a session; without a session there is nobody to tell.
 		if sess != nil {
-			h.fanOut(r.Context(), sess, r.Header.Get("Mcp-Protocol-Version"), func(ctx context.Context, t ir.Target, us upstreamSession) ([]byte, error) {
-				resp, err := h.rawPostTo(ctx, t.URL, msg.Raw, us.ID, us.Version)
-				if err != nil {
-					return nil, err
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				return nil, nil
-			}, true)
+			h.notifyAll(r.Context(), sess, msg.Raw)
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return
@@ -201,7 +193,9 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 	case target.Name != "":
 		h.fedCall(w, r, msg, target, sess)
 	case msg.Method == "logging/setLevel":
-		_, err := h.fanOut(r.Context(), sess, r.Header.Get("Mcp-Protocol-Version"), func(ctx context.Context, t ir.Target, us upstreamSession) ([]byte, error) {
+		dl := h.newDeadline(r.Context())
+		defer dl.done()
+		_, err := h.fanOut(dl.ctx, sess, r.Header.Get("Mcp-Protocol-Version"), func(ctx context.Context, t ir.Target, us upstreamSession) ([]byte, error) {
 			return h.request(ctx, t, us, msg.Raw, msg.ID)
 		}, f.failOpen)
 		if err != nil {
@@ -236,6 +230,28 @@ func writeResult(w http.ResponseWriter, id jsontext.Value, result any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// notifyAll posts a notification or response to every target of sess,
+// concurrently; a failure is only logged (there is nobody to answer).
+func (h *routeHandler) notifyAll(ctx context.Context, sess *fedSession, raw []byte) {
+	var wg sync.WaitGroup
+	for _, t := range h.fed.targets {
+		us, ok := sess.Upstream[t.Name]
+		if !ok {
+			continue // no session there: the message would mean nothing
+		}
+		wg.Go(func() {
+			resp, err := h.rawPostTo(ctx, t.URL, raw, us.ID, us.Version)
+			if err != nil {
+				h.g.log.Warn("target failed", "route", h.route.Key, "target", t.Name, "error", err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
 }
 
 // targetResult is one target's answer in a fan-out.

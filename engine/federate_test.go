@@ -303,3 +303,27 @@ func BenchmarkFederation(b *testing.B) {
 		})
 	}
 }
+
+// logging/setLevel reaches every target of the session; the client's
+// notifications too, and only where a session exists.
+func TestFederationSetLevelAndNotifications(t *testing.T) {
+	a, b := newSDKServer(t, "a", 0), newSDKServer(t, "b", 0)
+	e := newFedEnv(t, fedYAML(a.port(), b.port(), "FailClosed", "Conditional", ""))
+	init := e.post(t, fedInitBody, nil)
+	require.Equal(t, http.StatusOK, init.StatusCode)
+	hdr := map[string]string{"Mcp-Session-Id": init.Header.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-06-18"}
+	resp := e.post(t, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	resp = e.post(t, `{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}`, hdr)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.JSONEq(t, `{"jsonrpc":"2.0","id":2,"result":{}}`, readBody(t, resp))
+	for _, u := range []*sdkServer{a, b} {
+		u.mu.Lock()
+		// initialize, notifications/initialized, logging/setLevel: one
+		// session each, nothing opened on the side.
+		require.Len(t, u.hdr, 3)
+		u.mu.Unlock()
+	}
+	resp = e.post(t, `{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a_x"},"argument":{"name":"n","value":"v"}}}`, hdr)
+	require.Equal(t, -32601, decodeRPCError(t, readBody(t, resp)).Error.Code)
+}

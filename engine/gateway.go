@@ -72,6 +72,12 @@ type Options struct {
 	// NoDecisionCache evaluates every decision even when the policy can be
 	// memoised (engine/policy/cache.go).
 	NoDecisionCache bool
+	// SessionKey seals the session ids the gateway issues for multi-target
+	// backends (AES-256-GCM, SessionKeySize bytes; ParseSessionKey reads
+	// one). Replicas serving the same clients must share it. nil: a random
+	// key, so sessions do not survive a restart. New panics on a key of
+	// the wrong size.
+	SessionKey []byte
 }
 
 // Gateway serves MCP traffic for the active configuration.
@@ -84,7 +90,8 @@ type Gateway struct {
 	mu          sync.Mutex // serialises activations
 	// oauth serves authorization-server metadata and client registration
 	// (asmeta.go); its cache outlives activations.
-	oauth *oauthProxy
+	oauth    *oauthProxy // sessions seals and opens the session ids of multi-target backends.
+	sessions *sessionCodec
 }
 
 // New returns a gateway with no configuration: every request gets 503 until
@@ -124,7 +131,11 @@ func New(opts Options) *Gateway {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
-	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog, oauth: newOAuthProxy(opts.Authn.HTTPClient, opts.Logger)}
+	sessions, err := newSessionCodec(opts.SessionKey)
+	if err != nil {
+		panic("engine: " + err.Error())
+	}
+	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog, oauth: newOAuthProxy(opts.Authn.HTTPClient, opts.Logger), sessions: sessions}
 }
 
 // Metrics returns the gateway's metrics (for the admin listener).

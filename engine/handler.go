@@ -33,6 +33,7 @@ type routeHandler struct {
 	verifier *authn.Verifier // nil: no authentication on this route
 	term     *ast.Term       // input.route, shared
 	cors     *ir.CORS        // nil: same-origin only
+	fed      *federation     // nil: a single-target backend (federate.go)
 }
 
 func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *routeHandler {
@@ -46,6 +47,11 @@ func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *rou
 		h.verifier = e.v
 	}
 	h.term = routeTerm(l, rt, h.target)
+	if be != nil && len(be.Targets) > 1 {
+		// Messages for every target name none in input.route.
+		h.fed = newFederation(l, rt, be)
+		h.term = h.fed.fanTerm
+	}
 	h.cors = s.cfg.CORS[rt.CORS]
 	return h
 }
@@ -73,6 +79,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusBadGateway, nil, mcp.CodeInternalError, "route has no upstream", nil)
 		return
 	}
+	target, term := h.target, h.term // a multi-target backend's message names its own
 	switch r.Method {
 	case http.MethodPost:
 		if !isJSON(r.Header.Get("Content-Type")) {
@@ -110,7 +117,11 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.End()
 		o.subject = res.Subject
 	}
-	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, msg, res, nil, h.inputHeaders()), "decision", o)
+	if h.fed != nil && msg != nil {
+		msg, target = h.fed.route(msg)
+		term = h.fed.termOf(target)
+	}
+	d, err := h.decide(r, buildInputPhase(r, term, target.Name, msg, res, nil, h.inputHeaders()), "decision", o)
 	w.Header().Set(DecisionIDHeader, o.decisionID)
 	if err != nil {
 		// Fail closed, and tell the client nothing about the internals.
@@ -138,6 +149,10 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.g.metrics.rateLimited.WithLabelValues(h.route.Key).Inc()
 			return
 		}
+	}
+	if h.fed != nil {
+		h.serveFederated(w, r, msg, target, res)
+		return
 	}
 	switch r.Method {
 	case http.MethodPost:

@@ -77,7 +77,7 @@ func (h *routeHandler) responseFilter(r *http.Request, res authn.Result) rewrite
 			if !ok {
 				continue
 			}
-			filtered, err := h.filterItems(r, res, kind, rawItems)
+			filtered, err := h.filterItems(r, res, kind, rawItems, h.target.Name, h.term)
 			if err != nil {
 				return nil, err
 			}
@@ -95,14 +95,16 @@ func (h *routeHandler) responseFilter(r *http.Request, res authn.Result) rewrite
 }
 
 // filterItems returns the visible items of one list, or nil when all are.
-func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listKind, rawItems json.RawMessage) (json.RawMessage, error) {
+// tname is the target the items come from and term the input.route naming
+// it (multi-target backends filter each target's items on their own).
+func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listKind, rawItems json.RawMessage, tname string, term *ast.Term) (json.RawMessage, error) {
 	var items []jsontext.Value
 	if err := jsonv2.Unmarshal(rawItems, &items); err != nil {
 		return nil, fmt.Errorf("list result %s is not an array: %w", kind.resultKey, err)
 	}
 	ids := make([]string, len(items))
 	terms := make([]*ast.Term, len(items))
-	target := ast.StringTerm(h.target.Name)
+	target := ast.StringTerm(tname)
 	for i, raw := range items {
 		var it listItem
 		if err := jsonv2.Unmarshal(raw, &it, jsonv2.RejectUnknownMembers(false)); err != nil {
@@ -129,7 +131,7 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 	}
 	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
 	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
-	d, err := h.decide(r, buildInputPhase(r, h.term, h.target.Name, asked, res, list, h.inputHeaders()), "list", nil)
+	d, err := h.decide(r, buildInputPhase(r, term, tname, asked, res, list, h.inputHeaders()), "list", nil)
 	if err != nil {
 		return nil, err
 	}

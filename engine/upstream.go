@@ -254,11 +254,16 @@ func isTimeout(err error) bool {
 // has none. It returns the session id ("" for servers that keep no session)
 // and the negotiated protocol version.
 func (h *routeHandler) openSession(ctx context.Context, version string) (string, string, error) {
+	return h.openSessionAt(ctx, h.target.URL, version)
+}
+
+// openSessionAt is openSession on the target at url.
+func (h *routeHandler) openSessionAt(ctx context.Context, url, version string) (string, string, error) {
 	if version == "" {
 		version = latestVersion
 	}
 	init := fmt.Sprintf(`{"jsonrpc":"2.0","id":"mcpgate-init","method":"initialize","params":{"protocolVersion":%q,"capabilities":{},"clientInfo":{"name":"mcpgate","version":"1"}}}`, version)
-	resp, err := h.rawPost(ctx, []byte(init), "", "")
+	resp, err := h.rawPostTo(ctx, url, []byte(init), "", "")
 	if err != nil {
 		return "", "", err
 	}
@@ -283,7 +288,7 @@ func (h *routeHandler) openSession(ctx context.Context, version string) (string,
 	if !supportedVersions[negotiated] {
 		negotiated = version
 	}
-	note, err := h.rawPost(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), sid, negotiated)
+	note, err := h.rawPostTo(ctx, url, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), sid, negotiated)
 	if err != nil {
 		return "", "", fmt.Errorf("initialized: %w", err)
 	}
@@ -295,12 +300,17 @@ func (h *routeHandler) openSession(ctx context.Context, version string) (string,
 // closeSession ends a session the gateway opened, without holding up the
 // client's response.
 func (h *routeHandler) closeSession(parent context.Context, sid, version string) {
+	h.closeSessionAt(parent, h.target.URL, sid, version)
+}
+
+// closeSessionAt is closeSession on the target at url.
+func (h *routeHandler) closeSessionAt(parent context.Context, url, sid, version string) {
 	go func() {
 		// Not cancelled with the client's request (it is over by now), but
 		// in its trace.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, h.target.URL, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
 		if err != nil {
 			return
 		}
@@ -314,8 +324,8 @@ func (h *routeHandler) closeSession(parent context.Context, sid, version string)
 	}()
 }
 
-func (h *routeHandler) rawPost(ctx context.Context, body []byte, session, version string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target.URL, bytes.NewReader(body))
+func (h *routeHandler) rawPostTo(ctx context.Context, url string, body []byte, session, version string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

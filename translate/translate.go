@@ -194,11 +194,11 @@ func (t *translator) backend(b *v1alpha1.AgentgatewayBackend) *ir.Backend {
 		t.fail(kind, ns, name, "spec.mcp.targets", "at least one target is required")
 		return nil
 	}
-	if len(m.Targets) > 1 {
-		// Federation (fan-out, prefixing, merged sessions) is tracked separately;
-		// refusing beats silently serving only the first target.
-		t.fail(kind, ns, name, "spec.mcp.targets", "%d targets: this version of mcpgate proxies exactly one target per backend", len(m.Targets))
-		return nil
+	if len(m.Targets) > 1 && be.PrefixMode == "Never" {
+		// Unprefixed names would need a name → target table built from the
+		// lists; refusing beats routing calls to the wrong server.
+		t.fail(kind, ns, name, "spec.mcp.prefixMode", "Never is not supported with several targets (yet): use Conditional or Always")
+		ok = false
 	}
 	seen := map[string]bool{}
 	for i, tg := range m.Targets {
@@ -221,6 +221,11 @@ func (t *translator) backend(b *v1alpha1.AgentgatewayBackend) *ir.Backend {
 		}
 		target, good := t.target(kind, ns, name, field+".static", tg.Name, tg.Static)
 		if !good {
+			ok = false
+			continue
+		}
+		if len(m.Targets) > 1 && target.Protocol == "SSE" {
+			t.fail(kind, ns, name, field+".static.protocol", "SSE targets are not supported in a backend with several targets (yet)")
 			ok = false
 			continue
 		}

@@ -5,6 +5,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ type Flags struct {
 	RedisAddr       *string
 	FailureMode     *string
 	UpstreamTimeout *time.Duration
+	SessionKey      *string
 	BodyTimeout     *time.Duration
 	HeaderTimeout   *time.Duration
 	IdleTimeout     *time.Duration
@@ -53,6 +55,7 @@ func (d *Flags) Register(fs *flag.FlagSet) {
 	d.BodyTimeout = fs.Duration("body-timeout", engine.DefaultBodyTimeout, "how long a client may take to send a request body once its headers arrived; then 408")
 	d.HeaderTimeout = fs.Duration("read-header-timeout", 10*time.Second, "how long a client may take to send its request headers (slowloris defence)")
 	d.IdleTimeout = fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	d.SessionKey = fs.String("session-key", "", "32-byte key (hex or base64) sealing the session ids of multi-target backends; replicas serving the same clients must share it; or set MCPGATE_SESSION_KEY, which ps does not show (default: random at startup)")
 	d.Obs.Register(fs)
 }
 
@@ -75,6 +78,12 @@ func (d *Flags) Gateway(ctx context.Context, log *slog.Logger, version string) (
 			return nil, nil, fmt.Errorf("--%s %s: must be positive", name, v)
 		}
 	}
+	var sessionKey []byte
+	if k := cmp.Or(*d.SessionKey, os.Getenv("MCPGATE_SESSION_KEY")); k != "" {
+		if sessionKey, err = engine.ParseSessionKey(k); err != nil {
+			return nil, nil, fmt.Errorf("--session-key: %v", err)
+		}
+	}
 	dlog, dlogClose, err := d.Obs.openDecisionLog(version)
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +95,7 @@ func (d *Flags) Gateway(ctx context.Context, log *slog.Logger, version string) (
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *d.RedisAddr, Logger: log})
 	gw = engine.New(engine.Options{Logger: log, MaxBodyBytes: *d.MaxBody, Limiter: limiter, RateLimitFailOpen: *d.FailureMode == "FailOpen",
-		UpstreamTimeout: *d.UpstreamTimeout, BodyTimeout: *d.BodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.Obs.NoCache})
+		UpstreamTimeout: *d.UpstreamTimeout, BodyTimeout: *d.BodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.Obs.NoCache, SessionKey: sessionKey})
 	return gw, func() {
 		limiter.Close()
 		_ = dlogClose.Close()

@@ -64,6 +64,9 @@ func Cleanup() {
 	for _, d := range extraDirs {
 		os.RemoveAll(d)
 	}
+	if goServerDir != "" {
+		os.RemoveAll(goServerDir)
+	}
 }
 
 // extraDirs are other build directories for Cleanup (ControllerBin).

@@ -82,7 +82,7 @@ load: tools build ## load harness: direct / bare proxy / gateway at 500, 1k, 2k 
 
 # Every fuzz target as PACKAGE:TARGET. go test runs one -fuzz target per
 # invocation; the seed corpora also run as plain tests in `go test ./...`.
-FUZZ_TARGETS := ./engine/mcp:FuzzParse ./engine/authn:FuzzVerify ./k8s/load:FuzzLoad \
+FUZZ_TARGETS := ./engine/mcp:FuzzParse ./engine/authn:FuzzVerify ./engine:FuzzSessionOpen ./k8s/load:FuzzLoad \
 	./translate/cel:FuzzCompile ./translate/cel:FuzzCompileApprox ./translate/cel:FuzzCompileValue ./translate/cel:FuzzEquivalence
 
 .PHONY: fuzz

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,24 +201,15 @@ func (e *decisionEvent) apply(ops []policy.MaskOp) {
 	}
 }
 
+// pointerEscaper escapes a JSON pointer segment (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 func joinPointer(segs []string) string {
-	out := ""
+	esc := make([]string, len(segs))
 	for i, s := range segs {
-		if i > 0 {
-			out += "/"
-		}
-		for _, c := range s {
-			switch c {
-			case '~':
-				out += "~0"
-			case '/':
-				out += "~1"
-			default:
-				out += string(c)
-			}
-		}
+		esc[i] = pointerEscaper.Replace(s)
 	}
-	return out
+	return strings.Join(esc, "/")
 }
 
 // newDecisionID returns a random (version 4) UUID.

@@ -13,15 +13,9 @@ import (
 	"github.com/mcpgate/mcpgate/translate"
 )
 
-// authzConfig is one route with an Allow policy of n rules, one per tool
-// name, plus a Deny rule and a Require rule on claims.
-func authzConfig(tb testing.TB, n int) *Evaluator {
-	tb.Helper()
-	var exprs strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&exprs, "          - 'mcp.tool.name == \"tool_%d\" && \"mcp-users\" in jwt.groups'\n", i)
-	}
-	yaml := `apiVersion: gateway.networking.k8s.io/v1
+// oneRouteYAML is a Gateway, a backend and one HTTPRoute rule
+// (route key default/r/0), for policies to attach to.
+const oneRouteYAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw}
 spec:
@@ -42,7 +36,17 @@ spec:
   parentRefs: [{name: gw}]
   rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: be}]}]
 ---
-apiVersion: agentgateway.dev/v1alpha1
+`
+
+// authzConfig is one route with an Allow policy of n rules, one per tool
+// name, plus a Deny rule and a Require rule on claims.
+func authzConfig(tb testing.TB, n int) *Evaluator {
+	tb.Helper()
+	var exprs strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&exprs, "          - 'mcp.tool.name == \"tool_%d\" && \"mcp-users\" in jwt.groups'\n", i)
+	}
+	yaml := oneRouteYAML + `apiVersion: agentgateway.dev/v1alpha1
 kind: AgentgatewayPolicy
 metadata: {name: allow}
 spec:

@@ -31,28 +31,7 @@ func evaluators(t *testing.T, yaml string, modules ...translate.Module) (cached,
 	return cached, plain
 }
 
-const cacheYAML = `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: agentgateway
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
----
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata: {name: be}
-spec:
-  mcp:
-    targets: [{name: t, static: {host: 127.0.0.1, port: 3001}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r}
-spec:
-  parentRefs: [{name: gw}]
-  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: be}]}]
----
-apiVersion: agentgateway.dev/v1alpha1
+const cacheYAML = oneRouteYAML + `apiVersion: agentgateway.dev/v1alpha1
 kind: AgentgatewayPolicy
 metadata: {name: authz}
 spec:

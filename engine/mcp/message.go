@@ -9,7 +9,6 @@ package mcp
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -373,7 +372,14 @@ func readTerm(dec *jsontext.Decoder, depth int) (*ast.Term, error) {
 		if err != nil {
 			return nil, parseErr("%s", describe(err))
 		}
-		return ast.NumberTerm(json.Number(v)), nil
+		// The policy engine refuses numbers whose exponent it cannot
+		// evaluate in bounded time (1e40000); so does the gateway, before
+		// any policy sees them.
+		n, err := ast.NumberChecked(string(v))
+		if err != nil {
+			return nil, parseErr("%s", err)
+		}
+		return ast.NewTerm(n), nil
 	case 't', 'f':
 		tok, err := dec.ReadToken()
 		if err != nil {

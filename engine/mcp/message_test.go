@@ -54,6 +54,7 @@ func TestParseValid(t *testing.T) {
 		{name: "request with integer id", in: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, kind: Request, id: `1`, method: "tools/list"},
 		{name: "request with negative integer id", in: `{"jsonrpc":"2.0","id":-7,"method":"ping"}`, kind: Request, id: `-7`, method: "ping"},
 		{name: "request with huge integer id", in: `{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}`, kind: Request, id: `123456789012345678901234567890`, method: "ping"},
+		{name: "large but evaluable numbers in arguments", in: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1e300,"b":-2.5E-300,"c":123456789012345678901234567890}}}`, kind: Request, id: `1`, method: "tools/call", toolName: "echo", hasParams: true},
 		{name: "request with string id", in: `{"jsonrpc":"2.0","id":"abc-1","method":"tools/list"}`, kind: Request, id: `"abc-1"`, method: "tools/list"},
 		{name: "member order does not matter", in: `{"method":"tools/list","id":"x","jsonrpc":"2.0"}`, kind: Request, id: `"x"`, method: "tools/list"},
 		{name: "surrounding whitespace", in: " \n\t{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r\n ", kind: Request, id: `1`, method: "ping"},
@@ -179,6 +180,8 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate name in params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"printEnv"}}`, CodeParseError},
 		{"duplicate name in params through an escape", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","n\u0061me":"printEnv"}}`, CodeParseError},
 		{"duplicate key in arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"cmd":"ls","cmd":"rm -rf /"}}}`, CodeParseError},
+		{"number too big for the policy engine", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":1e40000}}}`, CodeParseError},
+		{"number too small for the policy engine", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"n":-1e-40000}}}`, CodeParseError},
 		{"duplicate key deep in arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":[{"b":{"c":1,"c":2}}]}}}`, CodeParseError},
 		{"duplicate key in a result", `{"jsonrpc":"2.0","id":1,"result":{"a":1,"a":2}}`, CodeParseError},
 

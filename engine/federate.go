@@ -36,13 +36,16 @@ type federation struct {
 	targets  []ir.Target
 	terms    map[string]*ast.Term // input.route naming each target
 	fanTerm  *ast.Term            // input.route of messages for every target (target "")
-	prefixed bool
-	failOpen bool
+	prefixed  bool
+	failOpen  bool
+	stateless bool // sessionRouting Stateless: no session ids; upstream sessions per request
 }
 
 func newFederation(l ir.Listener, rt *ir.Route, be *ir.Backend) *federation {
 	f := &federation{backend: be, targets: be.Targets, terms: map[string]*ast.Term{},
-		prefixed: be.PrefixMode != "Never", failOpen: be.FailureMode == "FailOpen"}
+		prefixed: be.PrefixMode == "Always" || (be.PrefixMode != "Never" && len(be.Targets) > 1),
+		failOpen: be.FailureMode == "FailOpen",
+		stateless: be.SessionRouting == "Stateless"}
 	for _, t := range be.Targets {
 		f.terms[t.Name] = routeTerm(l, rt, t)
 	}
@@ -71,34 +74,45 @@ type upstreamSession struct {
 // unknown once the policy has had its say (so an unauthenticated client
 // gets 401, not a hint about the targets).
 func (f *federation) route(msg *mcp.Message) (*mcp.Message, ir.Target) {
-	key, value, sep := routedBy(msg)
-	if key == "" {
+	path, value, sep := routedBy(msg)
+	if path == nil {
 		return msg, ir.Target{}
+	}
+	if !f.prefixed && len(f.targets) == 1 {
+		return msg, f.targets[0] // names as the one target knows them
 	}
 	t, rest, found := f.split(value, sep)
 	if !found {
 		return msg, ir.Target{}
 	}
-	out, err := withParam(msg.Raw, key, rest)
+	out, err := withParam(msg.Raw, path, rest)
 	if err != nil {
 		return msg, ir.Target{}
 	}
 	return out, t
 }
 
-// routedBy names the parameter that routes a request to one target and
-// the separator of its prefix; key is "" for other messages.
-func routedBy(msg *mcp.Message) (key, value, sep string) {
+// routedBy names the parameter (its path under params) that routes a
+// request to one target, its value and the separator of its prefix; path is
+// nil for other messages.
+func routedBy(msg *mcp.Message) (path []string, value, sep string) {
 	if msg == nil || msg.Kind != mcp.Request {
-		return "", "", ""
+		return nil, "", ""
 	}
 	switch msg.Method {
 	case "tools/call", "prompts/get":
-		return "name", msg.Name, "_"
+		return []string{"name"}, msg.Name, "_"
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		return "uri", msg.URI, "+"
+		return []string{"uri"}, msg.URI, "+"
+	case "completion/complete":
+		switch msg.RefType {
+		case "ref/prompt":
+			return []string{"ref", "name"}, msg.Name, "_"
+		case "ref/resource":
+			return []string{"ref", "uri"}, msg.URI, "+"
+		}
 	}
-	return "", "", ""
+	return nil, "", ""
 }
 
 // split finds the target a prefixed name belongs to: the longest target
@@ -119,23 +133,15 @@ func unknownItem(w http.ResponseWriter, id jsontext.Value, what, name string) {
 	writeJSONRPCError(w, http.StatusOK, id, mcp.CodeInvalidParams, msg, nil)
 }
 
-// withParam returns the message with params[key] set to value.
-func withParam(raw []byte, key, value string) (*mcp.Message, error) {
+// withParam returns the message with the string at params.<path> set to
+// value.
+func withParam(raw []byte, path []string, value string) (*mcp.Message, error) {
 	var env map[string]jsontext.Value
 	if err := jsonv2.Unmarshal(raw, &env); err != nil {
 		return nil, err
 	}
-	var params map[string]jsontext.Value
-	if err := jsonv2.Unmarshal(env["params"], &params); err != nil {
-		return nil, err
-	}
-	v, err := jsonv2.Marshal(value)
-	if err != nil {
-		return nil, err
-	}
-	params[key] = v
-	if env["params"], err = jsonv2.Marshal(params, jsonv2.Deterministic(true)); err != nil {
-		return nil, err
+	if !setNested(env, append([]string{"params"}, path...), func(string) string { return value }) {
+		return nil, fmt.Errorf("params.%s is not a string", strings.Join(path, "."))
 	}
 	b, err := jsonv2.Marshal(env, jsonv2.Deterministic(true))
 	if err != nil {
@@ -149,12 +155,14 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 	f := h.fed
 	switch r.Method {
 	case http.MethodGet:
-		// No server stream across targets (yet): the transport's answer
-		// for a server that offers none.
-		w.Header().Set("Allow", "POST, DELETE")
-		writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "this endpoint offers no server stream", nil)
+		h.fedStream(w, r)
 		return
 	case http.MethodDelete:
+		if f.stateless {
+			w.Header().Set("Allow", "POST")
+			writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "this endpoint keeps no sessions (sessionRouting: Stateless)", nil)
+			return
+		}
 		h.fedDelete(w, r)
 		return
 	}
@@ -163,7 +171,7 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 		return
 	}
 	var sess *fedSession
-	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" && !f.stateless {
 		var err error
 		if sess, err = h.g.sessions.open(f.backend.Key, id); err != nil {
 			writeJSONRPCError(w, http.StatusNotFound, idOf(msg), mcp.CodeInvalidRequest, "session not found", nil)
@@ -171,18 +179,26 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 		}
 	}
 	if msg.Kind != mcp.Request {
-		// Notifications and the client's responses go to every target
-		// holding a session; without a session there is nobody to tell.
+		// A response to a request a target sent goes back to that target;
+		// notifications (and responses to nothing the gateway mapped) go
+		// to every target holding a session. Without a session there is
+		// nobody to tell.
 		if sess != nil {
-			h.notifyAll(r.Context(), sess, msg.Raw)
+			if t, raw, ok := f.toTarget(msg.Raw, msg.ID); msg.Kind == mcp.Response && ok {
+				h.notify(r.Context(), sess, t, raw)
+			} else {
+				h.notifyAll(r.Context(), sess, msg.Raw)
+			}
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if key, value, _ := routedBy(msg); key != "" && target.Name == "" {
-		what := map[string]string{"tools/call": "tool", "prompts/get": "prompt"}[msg.Method]
-		if what == "" {
-			what = "resource"
+	if path, value, _ := routedBy(msg); path != nil && target.Name == "" {
+		what := "resource"
+		if msg.Method == "tools/call" {
+			what = "tool"
+		} else if msg.Method == "prompts/get" || msg.RefType == "ref/prompt" {
+			what = "prompt"
 		}
 		unknownItem(w, msg.ID, what, value)
 		return
@@ -192,6 +208,9 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 		writeResult(w, msg.ID, map[string]any{})
 	case target.Name != "":
 		h.fedCall(w, r, msg, target, sess)
+	case msg.Method == "completion/complete":
+		// A reference of no known target: nothing to complete.
+		writeResult(w, msg.ID, map[string]any{"completion": map[string]any{"values": []string{}, "hasMore": false}})
 	case msg.Method == "logging/setLevel":
 		dl := h.newDeadline(r.Context())
 		defer dl.done()
@@ -237,21 +256,25 @@ func writeResult(w http.ResponseWriter, id jsontext.Value, result any) {
 func (h *routeHandler) notifyAll(ctx context.Context, sess *fedSession, raw []byte) {
 	var wg sync.WaitGroup
 	for _, t := range h.fed.targets {
-		us, ok := sess.Upstream[t.Name]
-		if !ok {
-			continue // no session there: the message would mean nothing
-		}
-		wg.Go(func() {
-			resp, err := h.rawPostTo(ctx, t.URL, raw, us.ID, us.Version)
-			if err != nil {
-				h.g.log.Warn("target failed", "route", h.route.Key, "target", t.Name, "error", err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		})
+		wg.Go(func() { h.notify(ctx, sess, t, raw) })
 	}
 	wg.Wait()
+}
+
+// notify posts a notification or response to target t of sess; a failure
+// is only logged.
+func (h *routeHandler) notify(ctx context.Context, sess *fedSession, t ir.Target, raw []byte) {
+	us, ok := sess.Upstream[t.Name]
+	if !ok {
+		return // no session there: the message would mean nothing
+	}
+	resp, err := h.rawPostTo(ctx, t.URL, raw, us.ID, us.Version)
+	if err != nil {
+		h.g.log.Warn("target failed", "route", h.route.Key, "target", t.Name, "error", err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
 
 // targetResult is one target's answer in a fan-out.
@@ -429,21 +452,26 @@ func (h *routeHandler) fedInitialize(w http.ResponseWriter, r *http.Request, msg
 			}
 		}
 	}
-	delete(caps, "completions") // completion/complete is not routed across targets (yet)
-	id, err := h.g.sessions.seal(h.fed.backend.Key, sess)
-	if err != nil {
-		h.g.log.Error("sealing a session failed", "error", err)
-		writeJSONRPCError(w, http.StatusInternalServerError, msg.ID, mcp.CodeInternalError, "internal error", nil)
-		return
-	}
 	merged["protocolVersion"] = sess.Version
 	merged["capabilities"] = caps
 	merged["serverInfo"] = map[string]any{"name": "mcpgate", "version": "1"}
 	if len(instructions) > 0 {
 		merged["instructions"] = strings.Join(instructions, "\n\n")
 	}
-	w.Header().Set("Mcp-Session-Id", id)
-	h.g.metrics.sessionStarted()
+	if h.fed.stateless {
+		// No session to hand out: the upstream sessions end now, and
+		// every later request gets its own.
+		h.endUpstreamSessions(dl.ctx, sess)
+	} else {
+		id, err := h.g.sessions.seal(h.fed.backend.Key, sess)
+		if err != nil {
+			h.g.log.Error("sealing a session failed", "error", err)
+			writeJSONRPCError(w, http.StatusInternalServerError, msg.ID, mcp.CodeInternalError, "internal error", nil)
+			return
+		}
+		w.Header().Set("Mcp-Session-Id", id)
+		h.g.metrics.sessionStarted()
+	}
 	writeResult(w, msg.ID, merged)
 }
 
@@ -607,7 +635,7 @@ func (h *routeHandler) fedCall(w http.ResponseWriter, r *http.Request, msg *mcp.
 	}
 	defer resp.Body.Close()
 	// Never pass the upstream's session id: the client holds the gateway's.
-	h.relay(w, r, dl, resp, msg, false, nil)
+	h.relay(w, r, dl, resp, msg, false, h.fed.fromTarget(t, msg.Method), t.Name)
 }
 
 // fedDelete ends the upstream sessions of a gateway session.
@@ -619,6 +647,13 @@ func (h *routeHandler) fedDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	dl := h.newDeadline(r.Context())
 	defer dl.done()
+	h.endUpstreamSessions(dl.ctx, sess)
+	h.g.metrics.sessionEnded()
+	w.WriteHeader(http.StatusOK)
+}
+
+// endUpstreamSessions ends every upstream session of sess, concurrently.
+func (h *routeHandler) endUpstreamSessions(ctx context.Context, sess *fedSession) {
 	var wg sync.WaitGroup
 	for _, t := range h.fed.targets {
 		us, ok := sess.Upstream[t.Name]
@@ -626,7 +661,7 @@ func (h *routeHandler) fedDelete(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wg.Go(func() {
-			req, err := http.NewRequestWithContext(dl.ctx, http.MethodDelete, t.URL, nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, t.URL, nil)
 			if err != nil {
 				return
 			}
@@ -641,6 +676,125 @@ func (h *routeHandler) fedDelete(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
-	h.g.metrics.sessionEnded()
+}
+
+// fedStream serves GET on a multi-target backend: the server streams of the
+// session's targets merged into one, each message mapped (fedmap.go); or,
+// with a Last-Event-ID the gateway gave, the resumption of that one target's
+// stream. Targets offering no stream (405) are left out; when none offers
+// one, neither does the gateway.
+func (h *routeHandler) fedStream(w http.ResponseWriter, r *http.Request) {
+	f := h.fed
+	if f.stateless {
+		w.Header().Set("Allow", "POST")
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "this endpoint keeps no sessions (sessionRouting: Stateless)", nil)
+		return
+	}
+	id := r.Header.Get("Mcp-Session-Id")
+	if id == "" {
+		writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeInvalidRequest, "Mcp-Session-Id required", nil)
+		return
+	}
+	sess, err := h.g.sessions.open(f.backend.Key, id)
+	if err != nil {
+		writeJSONRPCError(w, http.StatusNotFound, nil, mcp.CodeInvalidRequest, "session not found", nil)
+		return
+	}
+	targets, resume := f.targets, ""
+	if t, orig, ok := f.targetOfEventID(r.Header.Get("Last-Event-Id")); ok {
+		targets, resume = []ir.Target{t}, orig
+	}
+	dl := h.newDeadline(r.Context())
+	defer dl.done()
+	type opened struct {
+		t    ir.Target
+		resp *http.Response
+	}
+	streams := make([]opened, len(targets))
+	statuses := make([]int, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		us, ok := sess.Upstream[t.Name]
+		if !ok || us.ID == "" {
+			continue // no session there: no stream of its own to follow
+		}
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(dl.ctx, http.MethodGet, t.URL, nil)
+			if err != nil {
+				return
+			}
+			setUpstreamHeaders(req, us.ID, us.Version)
+			req.Header.Set("Accept", "text/event-stream")
+			if resume != "" {
+				req.Header.Set("Last-Event-ID", resume)
+			}
+			resp, err := h.do(req)
+			if err != nil {
+				h.g.log.Warn("target stream failed", "route", h.route.Key, "target", t.Name, "error", err)
+				return
+			}
+			statuses[i] = resp.StatusCode
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream") {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+				resp.Body.Close()
+				return
+			}
+			streams[i] = opened{t, resp}
+		})
+	}
+	wg.Wait()
+	var live []opened
+	gone := 0
+	for i, st := range streams {
+		if st.resp != nil {
+			live = append(live, st)
+		} else if statuses[i] == http.StatusNotFound {
+			gone++
+		}
+	}
+	if len(live) == 0 {
+		if gone > 0 {
+			writeJSONRPCError(w, http.StatusNotFound, nil, mcp.CodeInvalidRequest, "session not found", nil)
+			return
+		}
+		w.Header().Set("Allow", "POST, DELETE")
+		writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "no target offers a server stream", nil)
+		return
+	}
+	dl.streaming()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	var mu sync.Mutex // one writer at a time; each event written whole
+	for _, st := range live {
+		wg.Go(func() {
+			defer st.resp.Body.Close()
+			events := mcp.NewEventReader(st.resp.Body, maxEvent)
+			rewrite := f.fromTarget(st.t, "")
+			for {
+				ev, err := events.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+						h.g.log.Warn("target stream failed", "route", h.route.Key, "target", st.t.Name, "error", err)
+					}
+					return
+				}
+				b := h.eventBytes(ev, rewrite, st.t.Name)
+				mu.Lock()
+				_, werr := w.Write(b)
+				if werr == nil {
+					werr = rc.Flush()
+				}
+				mu.Unlock()
+				if werr != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

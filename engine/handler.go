@@ -47,7 +47,7 @@ func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *rou
 		h.verifier = e.v
 	}
 	h.term = routeTerm(l, rt, h.target)
-	if be != nil && len(be.Targets) > 1 {
+	if be != nil && (len(be.Targets) > 1 || be.PrefixMode == "Always" || be.SessionRouting == "Stateless") {
 		// Messages for every target name none in input.route.
 		h.fed = newFederation(l, rt, be)
 		h.term = h.fed.fanTerm

@@ -56,7 +56,7 @@ func (h *routeHandler) post(w http.ResponseWriter, r *http.Request, msg *mcp.Mes
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, dl, resp, msg, !ephemeral, rewrite)
+	h.relay(w, r, dl, resp, msg, !ephemeral, rewrite, "")
 }
 
 // rewriteFunc transforms the JSON-RPC response to the client's request
@@ -73,7 +73,10 @@ type rewriteFunc func([]byte) ([]byte, error)
 // dl bounds the answer until it turns out to be a stream relayed as it
 // comes; a JSON answer is read whole before it is written, so a timeout or a
 // broken upstream still gets the client a proper error.
-func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, dl *deadline, resp *http.Response, msg *mcp.Message, passSession bool, rewrite rewriteFunc) {
+//
+// evTarget, set on multi-target backends, names the target in the SSE event
+// ids the client sees (fedmap.go).
+func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, dl *deadline, resp *http.Response, msg *mcp.Message, passSession bool, rewrite rewriteFunc, evTarget string) {
 	hdr := w.Header()
 	if passSession {
 		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
@@ -151,24 +154,37 @@ func (h *routeHandler) relay(w http.ResponseWriter, r *http.Request, dl *deadlin
 			}
 			return
 		}
-		raw := ev.Raw
-		if rewrite != nil && len(ev.Data) > 0 {
-			data, err := rewrite(ev.Data)
-			if err != nil {
-				h.g.log.Warn("list filtering failed", "route", h.route.Key, "error", err)
-				data = mcp.ErrorResponse(responseID(ev.Data), mcp.CodeInternalError, "internal error", nil)
-			}
-			if !bytes.Equal(data, ev.Data) {
-				raw = encodeEvent(ev, data)
-			}
-		}
-		if _, err := w.Write(raw); err != nil {
+		if _, err := w.Write(h.eventBytes(ev, rewrite, evTarget)); err != nil {
 			return
 		}
 		if err := rc.Flush(); err != nil {
 			return
 		}
 	}
+}
+
+// eventBytes is an upstream SSE event as the client gets it: rewritten by
+// rewrite, its id naming evTarget when set; the event as it came when
+// neither changes anything.
+func (h *routeHandler) eventBytes(ev *mcp.Event, rewrite rewriteFunc, evTarget string) []byte {
+	reencode := false
+	if evTarget != "" && ev.ID != "" {
+		ev.ID = eventIDFor(evTarget, ev.ID)
+		reencode = true
+	}
+	data := ev.Data
+	if rewrite != nil && len(ev.Data) > 0 {
+		var err error
+		if data, err = rewrite(ev.Data); err != nil {
+			h.g.log.Warn("rewriting an upstream message failed", "route", h.route.Key, "error", err)
+			data = mcp.ErrorResponse(responseID(ev.Data), mcp.CodeInternalError, "internal error", nil)
+		}
+		reencode = reencode || !bytes.Equal(data, ev.Data)
+	}
+	if !reencode {
+		return ev.Raw
+	}
+	return encodeEvent(ev, data)
 }
 
 // stream relays the GET stream for server-initiated messages (and, after
@@ -192,7 +208,7 @@ func (h *routeHandler) stream(w http.ResponseWriter, r *http.Request, rewrite re
 		return
 	}
 	defer resp.Body.Close()
-	h.relay(w, r, dl, resp, nil, true, rewrite)
+	h.relay(w, r, dl, resp, nil, true, rewrite, "")
 }
 
 // deleteSession forwards a client's session termination.
@@ -214,7 +230,7 @@ func (h *routeHandler) deleteSession(w http.ResponseWriter, r *http.Request) {
 	if resp.StatusCode < 300 {
 		h.g.metrics.sessionEnded()
 	}
-	h.relay(w, r, dl, resp, nil, false, nil)
+	h.relay(w, r, dl, resp, nil, false, nil, "")
 }
 
 // setUpstreamHeaders sets the only client-derived headers that go upstream.
@@ -415,10 +431,12 @@ func encodeEvent(ev *mcp.Event, data []byte) []byte {
 	if ev.ID != "" {
 		b.WriteString("id: " + ev.ID + "\n")
 	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		b.WriteString("data: ")
-		b.Write(line)
-		b.WriteByte('\n')
+	if len(data) > 0 { // an event without data (a priming event) stays one
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			b.WriteString("data: ")
+			b.Write(line)
+			b.WriteByte('\n')
+		}
 	}
 	b.WriteByte('\n')
 	return b.Bytes()

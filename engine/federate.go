@@ -32,10 +32,10 @@ const maxListPages = 20
 
 // federation is the multi-target part of a route handler.
 type federation struct {
-	backend  *ir.Backend
-	targets  []ir.Target
-	terms    map[string]*ast.Term // input.route naming each target
-	fanTerm  *ast.Term            // input.route of messages for every target (target "")
+	backend   *ir.Backend
+	targets   []ir.Target
+	terms     map[string]*ast.Term // input.route naming each target
+	fanTerm   *ast.Term            // input.route of messages for every target (target "")
 	prefixed  bool
 	failOpen  bool
 	stateless bool // sessionRouting Stateless: no session ids; upstream sessions per request
@@ -43,8 +43,8 @@ type federation struct {
 
 func newFederation(l ir.Listener, rt *ir.Route, be *ir.Backend) *federation {
 	f := &federation{backend: be, targets: be.Targets, terms: map[string]*ast.Term{},
-		prefixed: be.PrefixMode == "Always" || (be.PrefixMode != "Never" && len(be.Targets) > 1),
-		failOpen: be.FailureMode == "FailOpen",
+		prefixed:  be.PrefixMode == "Always" || (be.PrefixMode != "Never" && len(be.Targets) > 1),
+		failOpen:  be.FailureMode == "FailOpen",
 		stateless: be.SessionRouting == "Stateless"}
 	for _, t := range be.Targets {
 		f.terms[t.Name] = routeTerm(l, rt, t)

@@ -38,7 +38,8 @@ type federation struct {
 	fanTerm   *ast.Term            // input.route of messages for every target (target "")
 	prefixed  bool
 	failOpen  bool
-	stateless bool // sessionRouting Stateless: no session ids; upstream sessions per request
+	stateless bool      // sessionRouting Stateless: no session ids; upstream sessions per request
+	names     nameTable // prefixMode Never with several targets (fednames.go)
 }
 
 func newFederation(l ir.Listener, rt *ir.Route, be *ir.Backend) *federation {

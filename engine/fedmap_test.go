@@ -286,3 +286,45 @@ func TestServerIDMapping(t *testing.T) {
 		require.False(t, ok, id)
 	}
 }
+
+// prefixMode Never with several targets: names as the targets give them,
+// calls found by name; the policy still sees the real target.
+func TestFederationPrefixNever(t *testing.T) {
+	a := newSDKServer(t, "a", 0)
+	_, pb := richServer(t, "b")
+	policy := `---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: no-confirm-on-b, namespace: team}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
+  backend:
+    mcp:
+      authorization:
+        action: Deny
+        policy:
+          matchExpressions: ['mcp.tool.target == "b" && mcp.tool.name == "confirm"']
+`
+	e := newFedEnv(t, fedYAML(a.port(), pb, "FailClosed", "Never", policy))
+	c := connect(t, e)
+	ctx := context.Background()
+	tools, err := c.cs.ListTools(ctx, nil)
+	require.NoError(t, err)
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	require.ElementsMatch(t, []string{"one", "two", "three", "ask", "roots"}, names)
+	require.Equal(t, "a:two", callText(t, c.cs, "two"))
+	require.Equal(t, "b sampled: answer to from b", callText(t, c.cs, "ask"))
+	_, err = c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "confirm", Arguments: map[string]any{}})
+	require.ErrorContains(t, err, "Unknown tool: confirm")
+	_, err = c.cs.CallTool(ctx, &mcp.CallToolParams{Name: "nope", Arguments: map[string]any{}})
+	require.ErrorContains(t, err, "Unknown tool: nope")
+	p, err := c.cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "greet"})
+	require.NoError(t, err)
+	require.Equal(t, "hi from b", p.Messages[0].Content.(*mcp.TextContent).Text)
+	read, err := c.cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "info://b"})
+	require.NoError(t, err)
+	require.Equal(t, "info://b", read.Contents[0].URI)
+}

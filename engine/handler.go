@@ -118,7 +118,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.subject = res.Subject
 	}
 	if h.fed != nil && msg != nil {
-		msg, target = h.fed.route(msg)
+		msg, target = h.fedRoute(r.Context(), msg)
 		term = h.fed.termOf(target)
 	}
 	d, err := h.decide(r, buildInputPhase(r, term, target.Name, msg, res, nil, h.inputHeaders()), "decision", o)

@@ -194,12 +194,6 @@ func (t *translator) backend(b *v1alpha1.AgentgatewayBackend) *ir.Backend {
 		t.fail(kind, ns, name, "spec.mcp.targets", "at least one target is required")
 		return nil
 	}
-	if len(m.Targets) > 1 && be.PrefixMode == "Never" {
-		// Unprefixed names would need a name → target table built from the
-		// lists; refusing beats routing calls to the wrong server.
-		t.fail(kind, ns, name, "spec.mcp.prefixMode", "Never is not supported with several targets (yet): use Conditional or Always")
-		ok = false
-	}
 	seen := map[string]bool{}
 	for i, tg := range m.Targets {
 		field := fmt.Sprintf("spec.mcp.targets[%d]", i)

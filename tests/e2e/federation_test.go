@@ -383,3 +383,68 @@ func TestFederationCallProgress(t *testing.T) {
 		t.Errorf("progress = %v, want [1 2 3]", progress)
 	}
 }
+
+// server-everything, behind a two-target backend, asks the official Go
+// client things: sampling and elicitation inside a call's answer stream,
+// roots on its server stream (merged by the gateway). Each answer reaches
+// server-everything with its own request id, and the completion of a
+// prompt argument is routed to it by the prompt's prefixed name.
+func TestFederationServerRequests(t *testing.T) {
+	everything, second := harness.StartEverything(t), harness.StartGoServer(t)
+	g := harness.StartGateway(t, federationConfig(everything, second, ""))
+	var (
+		mu      sync.Mutex
+		sampled []string
+	)
+	copts := &mcp.ClientOptions{
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			text := req.Params.Messages[0].Content.(*mcp.TextContent).Text
+			mu.Lock()
+			sampled = append(sampled, text)
+			mu.Unlock()
+			return &mcp.CreateMessageResult{Model: "e2e-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled by the client"}}, nil
+		},
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+	}
+	ctx := testContext(t, 60*time.Second)
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-e2e", Version: "v0.0.0"}, copts)
+	client.AddRoots(&mcp.Root{URI: "file:///e2e/root", Name: "e2e-root"})
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.URL() + "/mcp", MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "everything_trigger-sampling-request", Arguments: map[string]any{"prompt": "hello", "maxTokens": 5}})
+	if err != nil || !strings.Contains(textOf(res), "sampled by the client") {
+		t.Fatalf("sampling through the gateway: %v %v", textOf(res), err)
+	}
+	mu.Lock()
+	if len(sampled) != 1 || !strings.Contains(sampled[0], "hello") {
+		t.Errorf("the client was asked %q", sampled)
+	}
+	mu.Unlock()
+
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "everything_trigger-elicitation-request", Arguments: map[string]any{}})
+	if err != nil || !strings.Contains(textOf(res), "declined") {
+		t.Fatalf("elicitation through the gateway: %v %v", textOf(res), err)
+	}
+
+	// server-everything asks for the roots on its server stream after
+	// initialization; the tool reports what it got.
+	var roots string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "everything_get-roots-list", Arguments: map[string]any{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if roots = textOf(res); strings.Contains(roots, "file:///e2e/root") {
+			break
+		}
+	}
+	if !strings.Contains(roots, "file:///e2e/root") {
+		t.Fatalf("server-everything never got the client's roots: %q", roots)
+	}
+}

@@ -623,6 +623,7 @@ func (h *routeHandler) prefixItems(kind listKind, target string, raw json.RawMes
 func (h *routeHandler) fedCall(w http.ResponseWriter, r *http.Request, msg *mcp.Message, t ir.Target, sess *fedSession) {
 	dl := h.newDeadline(r.Context())
 	defer dl.done()
+	dl.target = t.Name
 	us, done, err := h.upstreamSessionFor(dl.ctx, sess, t, r.Header.Get("Mcp-Protocol-Version"))
 	if err != nil {
 		h.upstreamFailed(w, r, dl, msg.ID, err)

@@ -59,7 +59,7 @@ func (g *Gateway) newRouteHandler(s *snapshot, l ir.Listener, rt *ir.Route) *rou
 func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	var msg *mcp.Message
-	o := &observation{start: time.Now()}
+	o := &observation{start: time.Now(), target: h.target.Name}
 	r, endSpan := h.startRequestSpan(r)
 	defer func() {
 		h.finish(r, rec, o)
@@ -117,9 +117,15 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.End()
 		o.subject = res.Subject
 	}
-	if h.fed != nil && msg != nil {
-		msg, target = h.fedRoute(r.Context(), msg)
-		term = h.fed.termOf(target)
+	if h.fed != nil {
+		o.target = "*"
+		if msg != nil {
+			msg, target = h.fedRoute(r.Context(), msg)
+			term = h.fed.termOf(target)
+			if target.Name != "" {
+				o.target = target.Name
+			}
+		}
 	}
 	d, err := h.decide(r, buildInputPhase(r, term, target.Name, msg, res, nil, h.inputHeaders()), "decision", o)
 	w.Header().Set(DecisionIDHeader, o.decisionID)

@@ -25,6 +25,7 @@ type observation struct {
 	start      time.Time
 	msg        *mcp.Message
 	subject    string
+	target     string // the target the message went to; "*" for every target of a multi-target backend
 	decisionID string
 	result     string // allow, deny, unauthenticated, error; "" without a decision
 	dryRun     bool   // a dry-run policy would have refused
@@ -101,7 +102,7 @@ func (h *routeHandler) finish(r *http.Request, rec *statusRecorder, o *observati
 	}
 	attrs := []slog.Attr{
 		slog.String("http_method", r.Method), slog.String("path", r.URL.Path), slog.String("route", h.route.Key),
-		slog.String("target", h.target.Name), slog.Int("status", status), slog.Duration("duration", time.Since(o.start)),
+		slog.String("target", o.target), slog.Int("status", status), slog.Duration("duration", time.Since(o.start)),
 	}
 	if o.msg != nil {
 		attrs = append(attrs, slog.String("method", o.msg.Method))

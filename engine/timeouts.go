@@ -29,6 +29,7 @@ type deadline struct {
 	ctx    context.Context
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
+	target string // the target of a multi-target backend being asked, for logs ("": the route's)
 }
 
 func (h *routeHandler) newDeadline(parent context.Context) *deadline {

@@ -252,12 +252,16 @@ func (h *routeHandler) upstreamFailed(w http.ResponseWriter, r *http.Request, dl
 	if r.Context().Err() != nil {
 		return // the client went away
 	}
+	target := h.target.Name
+	if dl.target != "" {
+		target = dl.target
+	}
 	if dl.expired() || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-		h.g.log.Warn("upstream timed out", "route", h.route.Key, "target", h.target.Name, "timeout", h.g.opts.UpstreamTimeout.String(), "error", err)
+		h.g.log.Warn("upstream timed out", "route", h.route.Key, "target", target, "timeout", h.g.opts.UpstreamTimeout.String(), "error", err)
 		writeJSONRPCError(w, http.StatusGatewayTimeout, id, mcp.CodeInternalError, "upstream MCP server timed out", nil)
 		return
 	}
-	h.g.log.Warn("upstream request failed", "route", h.route.Key, "target", h.target.Name, "error", err)
+	h.g.log.Warn("upstream request failed", "route", h.route.Key, "target", target, "error", err)
 	writeJSONRPCError(w, http.StatusBadGateway, id, mcp.CodeInternalError, "upstream MCP server unavailable", nil)
 }
 

@@ -448,3 +448,59 @@ func TestFederationServerRequests(t *testing.T) {
 		t.Fatalf("server-everything never got the client's roots: %q", roots)
 	}
 }
+
+// A target killed in the middle of a session: with FailClosed the lists
+// fail with a clear error while calls to the live target still work; with
+// FailOpen the lists go on without it. A call to the dead target is a
+// clear error either way.
+func TestFederationTargetKilledMidSession(t *testing.T) {
+	for _, mode := range []string{"FailClosed", "FailOpen"} {
+		t.Run(mode, func(t *testing.T) {
+			everything, second := harness.StartEverything(t), harness.StartGoServer(t)
+			cfg := strings.Replace(federationConfig(everything, second, ""), "    targets:", "    failureMode: "+mode+"\n    targets:", 1)
+			g := harness.StartGateway(t, cfg)
+			ctx := testContext(t, 60*time.Second)
+			client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-e2e", Version: "v0.0.0"}, nil)
+			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.URL() + "/mcp", MaxRetries: -1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "second_add", Arguments: map[string]any{"a": 1, "b": 2}}); err != nil || textOf(res) != "second: 3" {
+				t.Fatalf("before the kill: %v %v", textOf(res), err)
+			}
+
+			second.Close()
+
+			tools, err := cs.ListTools(ctx, nil)
+			switch mode {
+			case "FailClosed":
+				// 502 with JSON-RPC -32603 "upstream MCP server unavailable";
+				// the Go SDK reports the status.
+				if err == nil || !strings.Contains(err.Error(), "Bad Gateway") {
+					t.Fatalf("list with a dead target: %v, %v", tools, err)
+				}
+			case "FailOpen":
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, tl := range tools.Tools {
+					if !strings.HasPrefix(tl.Name, "everything_") {
+						t.Errorf("tool %q of the dead target listed", tl.Name)
+					}
+				}
+				if len(tools.Tools) == 0 {
+					t.Error("no tools of the live target")
+				}
+			}
+			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "second_add", Arguments: map[string]any{"a": 1, "b": 2}}); err == nil {
+				t.Error("a call to the dead target succeeded")
+			} else if !strings.Contains(err.Error(), "Bad Gateway") {
+				t.Errorf("unclear error for the dead target: %v", err)
+			}
+			if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "everything_echo", Arguments: map[string]any{"message": "still here"}}); err != nil || !strings.Contains(textOf(res), "still here") {
+				t.Fatalf("the live target after the kill: %v %v", textOf(res), err)
+			}
+		})
+	}
+}

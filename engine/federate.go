@@ -206,6 +206,14 @@ func (h *routeHandler) serveFederated(w http.ResponseWriter, r *http.Request, ms
 	}
 	switch {
 	case msg.Method == "ping":
+		// With a session, every target of it is pinged (failureMode
+		// applies); without one there is no upstream to keep alive.
+		if sess != nil {
+			if err := h.pingAll(r.Context(), sess, msg); err != nil {
+				h.fanOutFailed(w, msg, err)
+				return
+			}
+		}
 		writeResult(w, msg.ID, map[string]any{})
 	case target.Name != "":
 		h.fedCall(w, r, msg, target, sess)
@@ -799,4 +807,40 @@ func (h *routeHandler) fedStream(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
+}
+
+// pingAll pings every target holding a session in sess, concurrently. A
+// target that does not answer fails the ping unless failureMode is
+// FailOpen (then only all failing does).
+func (h *routeHandler) pingAll(ctx context.Context, sess *fedSession, msg *mcp.Message) error {
+	dl := h.newDeadline(ctx)
+	defer dl.done()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		ok   int
+	)
+	for _, t := range h.fed.targets {
+		us, has := sess.Upstream[t.Name]
+		if !has {
+			continue
+		}
+		wg.Go(func() {
+			_, err := h.request(dl.ctx, t, us, msg.Raw, msg.ID)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				h.g.log.Warn("target failed", "route", h.route.Key, "target", t.Name, "error", err)
+				errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
+				return
+			}
+			ok++
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 && (!h.fed.failOpen || ok == 0) {
+		return errors.Join(errs...)
+	}
+	return nil
 }

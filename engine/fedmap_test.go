@@ -328,3 +328,32 @@ spec:
 	require.NoError(t, err)
 	require.Equal(t, "info://b", read.Contents[0].URI)
 }
+
+// ping reaches every target of the session; a dead one fails it with
+// FailClosed and is left out with FailOpen. Without a session the gateway
+// answers.
+func TestFederationPing(t *testing.T) {
+	for _, mode := range []string{"FailClosed", "FailOpen"} {
+		a, b := newSDKServer(t, "a", 0), newSDKServer(t, "b", 0)
+		e := newFedEnv(t, fedYAML(a.port(), b.port(), mode, "Conditional", ""))
+		init := e.post(t, fedInitBody, nil)
+		hdr := map[string]string{"Mcp-Session-Id": init.Header.Get("Mcp-Session-Id"), "Mcp-Protocol-Version": "2025-06-18"}
+		resp := e.post(t, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, hdr)
+		require.JSONEq(t, `{"jsonrpc":"2.0","id":7,"result":{}}`, readBody(t, resp))
+		for _, u := range []*sdkServer{a, b} {
+			u.mu.Lock()
+			require.Len(t, u.hdr, 2, "initialize and ping") // no session opened on the side
+			u.mu.Unlock()
+		}
+		b.srv.Close()
+		resp = e.post(t, `{"jsonrpc":"2.0","id":8,"method":"ping"}`, hdr)
+		if mode == "FailClosed" {
+			require.Equal(t, http.StatusBadGateway, resp.StatusCode, mode)
+			require.Equal(t, "upstream MCP server unavailable", decodeRPCError(t, readBody(t, resp)).Error.Message)
+		} else {
+			require.JSONEq(t, `{"jsonrpc":"2.0","id":8,"result":{}}`, readBody(t, resp), mode)
+		}
+		resp = e.post(t, `{"jsonrpc":"2.0","id":9,"method":"ping"}`, nil)
+		require.JSONEq(t, `{"jsonrpc":"2.0","id":9,"result":{}}`, readBody(t, resp), mode)
+	}
+}

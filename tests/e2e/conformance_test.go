@@ -196,10 +196,12 @@ var scenarioDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}
 func runConformance(t *testing.T, url string) conformanceResults {
 	t.Helper()
 	dir := t.TempDir()
+	start := time.Now()
 	out, err := harness.RunConformance(testContext(t, 3*time.Minute), url, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("suite against %s: %s", url, time.Since(start).Round(10*time.Millisecond))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,10 @@ func TestConformanceThroughGateway(t *testing.T) {
 	harness.Require(t, err)
 	_, err = harness.ConformanceCLI()
 	harness.Require(t, err)
+	scenarios, err := harness.ConformanceScenarios(testContext(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -64,8 +68,13 @@ func TestConformanceThroughGateway(t *testing.T) {
 			}
 			g := harness.StartGateway(t, yaml)
 
-			direct := runConformance(t, u.URL())
-			via := runConformance(t, g.URL()+"/mcp")
+			direct, directRan := runConformance(t, u.URL())
+			via, viaRan := runConformance(t, g.URL()+"/mcp")
+			for _, sc := range scenarios {
+				if !directRan[sc] || !viaRan[sc] {
+					t.Errorf("scenario %s: results directly %v, through the gateway %v (the suite stopped early?)", sc, directRan[sc], viaRan[sc])
+				}
+			}
 			t.Logf("%s directly:            %s", tc.name, direct.counts())
 			t.Logf("%s through the gateway: %s", tc.name, via.counts())
 
@@ -192,8 +201,8 @@ func regressions(direct, via conformanceResults) []string {
 var scenarioDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$`)
 
 // runConformance runs the suite against url and reads every scenario's
-// checks.json.
-func runConformance(t *testing.T, url string) conformanceResults {
+// checks.json; it returns the outcomes and the scenarios that wrote results.
+func runConformance(t *testing.T, url string) (conformanceResults, map[string]bool) {
 	t.Helper()
 	dir := t.TempDir()
 	start := time.Now()
@@ -206,12 +215,13 @@ func runConformance(t *testing.T, url string) conformanceResults {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := conformanceResults{}
+	res, ran := conformanceResults{}, map[string]bool{}
 	for _, e := range entries {
 		m := scenarioDir.FindStringSubmatch(e.Name())
 		if !e.IsDir() || m == nil {
 			continue
 		}
+		ran[m[1]] = true
 		raw, err := os.ReadFile(filepath.Join(dir, e.Name(), "checks.json"))
 		if err != nil {
 			t.Fatalf("scenario %s: %v\nsuite output:\n%s", m[1], err, out)
@@ -246,5 +256,5 @@ func runConformance(t *testing.T, url string) conformanceResults {
 	if len(res) == 0 {
 		t.Fatalf("the conformance suite against %s wrote no results; output:\n%s", url, out)
 	}
-	return res
+	return res, ran
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -61,6 +62,38 @@ func RunConformance(ctx context.Context, url, outDir string) (string, error) {
 		return string(out), fmt.Errorf("harness: conformance suite against %s: %w", url, err)
 	}
 	return string(out), nil
+}
+
+// ConformanceScenarios lists the suite's server scenarios (`conformance
+// list --server`), active and pending.
+func ConformanceScenarios(ctx context.Context) ([]string, error) {
+	node, err := ConformanceNode()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := ConformanceCLI()
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, node, cli, "list", "--server").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("harness: conformance list --server: %w; output:\n%s", err, out)
+	}
+	// Lines "  - <name> [<spec versions>]" under a heading.
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "- ")
+		if !ok {
+			continue
+		}
+		if name, _, _ := strings.Cut(rest, " "); name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("harness: conformance list --server printed no scenarios:\n%s", out)
+	}
+	return names, nil
 }
 
 // StartConformanceServer starts tests/node/conformance-server.mjs (an MCP

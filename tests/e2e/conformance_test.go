@@ -185,12 +185,19 @@ func (r conformanceResults) summary() string {
 }
 
 // regressions lists the checks whose outcome through the gateway is worse
-// than directly (a check missing through the gateway counts as failed).
+// than directly: a check missing through the gateway counts as failed, and
+// a failed check only the gateway run reported (a scenario's error check)
+// is new.
 func regressions(direct, via conformanceResults) []string {
 	var out []string
 	for _, k := range direct.keys() {
 		if via[k] < direct[k] {
 			out = append(out, fmt.Sprintf("%s: %s directly, %s through the gateway", k, rankName(direct[k]), rankName(via[k])))
+		}
+	}
+	for _, k := range via.keys() {
+		if _, ok := direct[k]; !ok && via[k] == rankFailure {
+			out = append(out, fmt.Sprintf("%s: not reported directly, FAILURE through the gateway", k))
 		}
 	}
 	return out
@@ -257,4 +264,35 @@ func runConformance(t *testing.T, url string) (conformanceResults, map[string]bo
 		t.Fatalf("the conformance suite against %s wrote no results; output:\n%s", url, out)
 	}
 	return res, ran
+}
+
+// The comparison itself, on hand-made results.
+func TestConformanceRegressions(t *testing.T) {
+	direct := conformanceResults{
+		"a/pass":    rankSuccess,
+		"b/warn":    rankWarning,
+		"c/fail":    rankFailure,
+		"d/dropped": rankSuccess,
+		"e/same":    rankSuccess,
+	}
+	via := conformanceResults{
+		"a/pass":  rankFailure, // lost
+		"b/warn":  rankSuccess, // better
+		"c/fail":  rankFailure, // failed both ways: not the gateway's doing
+		"e/same":  rankSuccess,
+		"f/error": rankFailure, // only through the gateway
+		"g/info":  rankWarning, // a new warning is not a failure
+	}
+	got := regressions(direct, via)
+	want := []string{
+		"a/pass: SUCCESS directly, FAILURE through the gateway",
+		"d/dropped: SUCCESS directly, missing through the gateway",
+		"f/error: not reported directly, FAILURE through the gateway",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("regressions:\n got %q\nwant %q", got, want)
+	}
+	if c := via.counts(); c != (conformanceCounts{success: 2, warning: 1, failure: 3}) {
+		t.Fatalf("counts: %+v", c)
+	}
 }

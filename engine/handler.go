@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -179,17 +181,47 @@ func idOf(m *mcp.Message) []byte {
 
 // originAllowed implements the DNS-rebinding defence the MCP transport spec
 // asks for: a browser Origin must be this gateway's own host, or one the
-// route's CORS policy allows.
+// route's CORS policy allows. A page on evil.example whose name resolves to
+// 127.0.0.1 sends Origin and Host evil.example, which agree; so when the
+// request reached the gateway on a loopback address, that host must also be
+// a loopback name (localhost, 127.0.0.0/8, ::1).
 func (h *routeHandler) originAllowed(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" || corsAllows(h.cors, o) {
 		return true
 	}
 	u, err := url.Parse(o)
-	if err != nil {
+	if err != nil || !strings.EqualFold(u.Host, r.Host) {
 		return false
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	return !arrivedOnLoopback(r) || isLoopbackHost(r.Host)
+}
+
+// arrivedOnLoopback reports whether the request's connection was accepted on
+// a loopback address.
+func arrivedOnLoopback(r *http.Request) bool {
+	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// isLoopbackHost reports whether a Host header (host or host:port) names
+// the loopback interface: localhost or a loopback IP address.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func isJSON(ct string) bool {

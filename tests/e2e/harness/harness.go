@@ -16,6 +16,7 @@
 //	HYDRA_BIN     bin/hydra-v2.3.0         (scripts/install-tools.sh builds it)
 //	NODE_MODULES  tests/node/node_modules  (scripts/install-tools.sh installs it)
 //	NODE          node on $PATH
+//	CONFORMANCE_NODE  bin/node-v22.23.3/bin/node  (Node >= 22 for the conformance suite; install-tools.sh)
 //	MCPGATE_BIN   built once per test binary from ./cmd/gateway when unset
 package harness
 

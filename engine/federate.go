@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -25,6 +26,9 @@ import (
 	"github.com/mcpgate/mcpgate/engine/mcp"
 	"github.com/mcpgate/mcpgate/ir"
 )
+
+// gatewayRequestID numbers the requests the gateway itself sends upstream.
+var gatewayRequestID atomic.Uint64
 
 // maxListPages bounds the pages the gateway reads from one target for one
 // list request; a target paging further fails the list.
@@ -563,7 +567,9 @@ func (h *routeHandler) listAll(ctx context.Context, t ir.Target, us upstreamSess
 		if cursor != "" {
 			params["cursor"] = cursor
 		}
-		id := fmt.Sprintf(`"mcpgate-list-%d"`, page)
+		// Unique in the upstream session: concurrent lists of one client
+		// session share it, and a server may refuse a request id in use.
+		id := fmt.Sprintf(`"mcpgate-list-%d"`, gatewayRequestID.Add(1))
 		body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "method": kind.method, "params": params})
 		if err != nil {
 			return nil, err

@@ -69,7 +69,7 @@ test: tools generate-check lint build bundle-check ## everything CI checks
 	@git diff --exit-code -- translate/testdata || { echo "golden files changed: run 'go test ./translate/... -update' and commit"; exit 1; }
 
 .PHONY: bench
-bench: build ## Go benchmarks (decision path, JWT with/without cache, list filtering, limiter, CEL), then a short load run
+bench: build ## Go benchmarks (decision path, JWT with/without cache, list filtering, limiter, CEL, federation), then a short load run
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/... ./translate/...
 	$(MAKE) --no-print-directory load LOAD_DURATION=$(BENCH_LOAD_DURATION) LOAD_WARMUP=1s
 
@@ -77,8 +77,16 @@ LOAD_DURATION ?= 10s
 LOAD_WARMUP ?= 2s
 BENCH_LOAD_DURATION ?= 3s
 .PHONY: load
-load: tools build ## load harness: direct / bare proxy / gateway at 500, 1k, 2k req/s and saturation; LOAD_DURATION each (default 10s), table to tests/load/results/ (LOAD_OUT, LOAD_FLAGS)
+load: tools build ## load harness: direct / bare proxy / gateway at 500, 1k, 2k req/s and saturation, then federation (3 targets x 100 tools); LOAD_DURATION each (default 10s), table to tests/load/results/ (LOAD_OUT, LOAD_FLAGS)
 	MCPGATE_BIN=$(CURDIR)/$(BIN)/gateway $(GO) run ./tests/load/cmd/load -duration $(LOAD_DURATION) -warmup $(LOAD_WARMUP) $(if $(LOAD_OUT),-out $(LOAD_OUT)) $(LOAD_FLAGS)
+
+.PHONY: load-federation
+load-federation: ## the load harness's federation scenario only (about 4 minutes at the default LOAD_DURATION)
+	$(MAKE) --no-print-directory load LOAD_FLAGS='-scenarios federation $(LOAD_FLAGS)'
+
+.PHONY: bench-federation
+bench-federation: ## the federation Go benchmarks only (fan-out list of 3 x 100 tools, routed call), against direct, bare proxy and one target
+	$(GO) test -run '^$$' -bench 'Federated' -benchmem ./engine
 
 # Every fuzz target as PACKAGE:TARGET. go test runs one -fuzz target per
 # invocation; the seed corpora also run as plain tests in `go test ./...`.

@@ -40,6 +40,8 @@ type Client struct {
 	url   string
 	token string // bearer token; empty sends none
 	http  *http.Client
+	// Tool is the tool tools/call names; "" is echo.
+	Tool string
 }
 
 // NewClient returns a client for endpoint with its own connection pool, sized
@@ -131,7 +133,11 @@ func (s *Session) Do(ctx context.Context, m Method) error {
 	var body string
 	switch m {
 	case ToolsCall:
-		body = `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"echo","arguments":{"message":"load ` + id + `"}}}`
+		tool := s.c.Tool
+		if tool == "" {
+			tool = "echo"
+		}
+		body = `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{"message":"load ` + id + `"}}}`
 	case ToolsList:
 		body = `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/list","params":{}}`
 	default:

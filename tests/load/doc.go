@@ -9,6 +9,11 @@
 // process read from /proc, as a markdown table with the ratios the design
 // budget (DESIGN.md §7) is stated in.
 //
+// The federation scenario (Options.Federation, Plan.Federation) adds a
+// backend of three go-sdk targets with 100 tools each and compares it, in
+// the same run, with one server of 300 tools directly, through the bare
+// proxy and through a one-target gateway.
+//
 // `make load` runs it (./cmd/load); `go test ./tests/load -run Smoke` runs
 // every target briefly at a low rate and checks that nothing fails. Nothing
 // here asserts timings.

@@ -154,3 +154,43 @@ func TestReportRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestReportFederation(t *testing.T) {
+	fed := func(upstream, target string, m Method, rate float64, n int, lat time.Duration, proxyCPU time.Duration) Row {
+		r := row(target, m, rate, n, lat)
+		r.Upstream = upstream
+		r.ProxyCPU, r.ServerCPU = proxyCPU, time.Duration(n)*time.Millisecond
+		return r
+	}
+	res := &Results{
+		Plan: Plan{Methods: []Method{ToolsCall}, SkipMain: true,
+			Federation: &FederationPlan{CallRates: []float64{200}, Saturation: true}},
+		Rows: []Row{
+			fed(FedOne, "direct", ToolsCall, 200, 200, 1*time.Millisecond, 0),
+			fed(FedOne, "bare-proxy", ToolsCall, 200, 200, 1500*time.Microsecond, 200*40*time.Microsecond),
+			fed(FedOne, "gateway", ToolsCall, 200, 200, 2*time.Millisecond, 200*50*time.Microsecond),
+			fed(FedThree, "gateway", ToolsCall, 200, 200, 3*time.Millisecond, 200*100*time.Microsecond),
+			fed(FedOne, "direct", ToolsCall, 0, 1000, 10*time.Millisecond, 0),
+			fed(FedOne, "bare-proxy", ToolsCall, 0, 800, 10*time.Millisecond, 800*40*time.Microsecond),
+			fed(FedOne, "gateway", ToolsCall, 0, 500, 10*time.Millisecond, 500*50*time.Microsecond),
+			fed(FedThree, "gateway", ToolsCall, 0, 400, 10*time.Millisecond, 400*100*time.Microsecond),
+		},
+	}
+	var md strings.Builder
+	if err := res.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| go-sdk 3×100 | gateway | tools/call | 200/s | 200 |",
+		"- tools/call at 200 req/s, p50 / p99: direct 1000 µs / 1000 µs, bare proxy 1500 µs / 1500 µs, gateway 1 target 2000 µs / 2000 µs, gateway 3 targets 3000 µs / 3000 µs; p50 gateway 3 targets/direct ×3.00, 3 targets/1 target ×1.50; added vs direct p50 +2000 µs, p99 +2000 µs",
+		"- tools/call saturation: gateway 3 targets/direct 40%, /bare proxy 50%, /gateway 1 target 80% (direct 1000, bare 800, gateway 1 target 500, gateway 3 targets 400 req/s)",
+		"- tools/call CPU per request over all its runs: gateway 3 targets 100 µs, gateway 1 target 50 µs, bare proxy 40 µs (3 targets/1 target ×2.00, 3 targets/bare ×2.50); servers: 3 targets 1000 µs, direct 1000 µs (×1.00)",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+	if strings.Contains(md.String(), "Ratios against DESIGN.md") {
+		t.Errorf("the main scenario's ratios are reported for a federation-only run:\n%s", md.String())
+	}
+}

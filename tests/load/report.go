@@ -115,6 +115,9 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "- load average before / after: %s / %s (the machine is shared: figures are noisy; compare rows of the same run)\n", r.LoadStart, r.LoadEnd)
 	fmt.Fprintf(&b, "- %s per measurement after a %s warm-up per target; open loop over %d sessions (latency from the intended send time), saturation = closed loop with %d workers; targets interleaved per load\n",
 		p.Duration, p.Warmup, p.Sessions, p.Concurrency)
+	if p.Federation != nil {
+		fmt.Fprintf(&b, "- federation scenario: go-sdk servers with 300 tools (direct, bare proxy, a gateway with it as its one target) and three with 100 tools (a gateway whose backend has targets %s); the gateways' Allow rule also admits tool-NNN\n", strings.Join(FederationTargets, ", "))
+	}
 	fmt.Fprintf(&b, "- gateway: JWT (RS256, Strict, verified-token cache) + CEL authorization (Allow rule on tool and group, Deny rule) + local rate limit 1,000,000/s; bare-proxy: httputil.ReverseProxy; upstreams: go-sdk v1.8.0 (JSON responses, 10 tools) and server-everything (SSE)\n")
 	fmt.Fprintf(&b, "- CPU µs/req: user+system time of the process from /proc/<pid>/stat over the run, divided by the requests sent (USER_HZ resolution: ±%.0f ms per run)\n\n", 1000/clockTicks())
 
@@ -150,6 +153,17 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	}
 
 	b.WriteString("\n⚠: the target fell behind the offered rate (requests unsent or under 95% answered); its latencies are queueing, and errors count the requests never sent before the run's deadline.\n")
+	if !p.SkipMain {
+		r.writeMain(&b)
+	}
+	b.WriteString(r.federation())
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeMain writes the ratios of the main scenario against the budgets.
+func (r *Results) writeMain(b *strings.Builder) {
+	p := r.Plan
 	b.WriteString("\n## Ratios against DESIGN.md §7\n\n")
 	for _, m := range p.Methods {
 		b.WriteString(r.addedLatency(m, closest(p.Rates, 1000)))
@@ -161,7 +175,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			bp, ok3 := r.Find("go-sdk", "bare-proxy", m, 0)
 			if ok1 && ok2 && ok3 {
 				gb := g.Stats.Throughput() / bp.Stats.Throughput()
-				fmt.Fprintf(&b, "- %s saturation throughput: gateway/bare proxy %.0f%% (budget ≥ %.0f%%: %s), gateway/direct %.0f%%, bare/direct %.0f%% (%.0f / %.0f / %.0f req/s)\n",
+				fmt.Fprintf(b, "- %s saturation throughput: gateway/bare proxy %.0f%% (budget ≥ %.0f%%: %s), gateway/direct %.0f%%, bare/direct %.0f%% (%.0f / %.0f / %.0f req/s)\n",
 					m, 100*gb, 100*BudgetSaturation, verdict(gb >= BudgetSaturation),
 					100*g.Stats.Throughput()/d.Stats.Throughput(), 100*bp.Stats.Throughput()/d.Stats.Throughput(),
 					g.Stats.Throughput(), bp.Stats.Throughput(), d.Stats.Throughput())
@@ -179,7 +193,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			b.WriteString(line + "\n")
 		}
 	}
-	fmt.Fprintf(&b, "- gateway RSS: idle %s MB (budget < %s MB: %s), after the go-sdk runs %s MB, peak %s MB\n",
+	fmt.Fprintf(b, "- gateway RSS: idle %s MB (budget < %s MB: %s), after the go-sdk runs %s MB, peak %s MB\n",
 		mb(r.GatewayIdle.RSS), mb(BudgetIdleRSS), verdict(r.GatewayIdle.RSS < BudgetIdleRSS), mb(r.GatewayPeak.RSS), mb(r.GatewayPeak.Peak))
 	for _, m := range p.Methods {
 		for _, rate := range p.EverythingRates {
@@ -187,10 +201,10 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			g, ok2 := r.Find("server-everything", "gateway", m, rate)
 			if ok1 && ok2 {
 				if d.Overloaded() || g.Overloaded() {
-					fmt.Fprintf(&b, "- server-everything %s at %g req/s: not sustained in this run (direct %.0f, gateway %.0f req/s answered)\n", m, rate, d.Stats.Throughput(), g.Stats.Throughput())
+					fmt.Fprintf(b, "- server-everything %s at %g req/s: not sustained in this run (direct %.0f, gateway %.0f req/s answered)\n", m, rate, d.Stats.Throughput(), g.Stats.Throughput())
 					continue
 				}
-				fmt.Fprintf(&b, "- server-everything %s at %g req/s: gateway adds p50 %s, p99 %s (gateway/direct p50 ×%.2f)\n", m, rate,
+				fmt.Fprintf(b, "- server-everything %s at %g req/s: gateway adds p50 %s, p99 %s (gateway/direct p50 ×%.2f)\n", m, rate,
 					fmtSigned(g.Stats.Percentile(.5)-d.Stats.Percentile(.5)), fmtSigned(g.Stats.Percentile(.99)-d.Stats.Percentile(.99)),
 					ratio(g.Stats.Percentile(.5), d.Stats.Percentile(.5)))
 			}
@@ -199,13 +213,125 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			d, ok1 := r.Find("server-everything", "direct", m, 0)
 			g, ok2 := r.Find("server-everything", "gateway", m, 0)
 			if ok1 && ok2 {
-				fmt.Fprintf(&b, "- server-everything %s saturation: gateway/direct %.0f%% (%.0f / %.0f req/s)\n", m,
+				fmt.Fprintf(b, "- server-everything %s saturation: gateway/direct %.0f%% (%.0f / %.0f req/s)\n", m,
 					100*g.Stats.Throughput()/d.Stats.Throughput(), g.Stats.Throughput(), d.Stats.Throughput())
 			}
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+}
+
+// federation is the report's section on the federation scenario: the
+// three-target gateway against direct (one server with all 300 tools), the
+// bare proxy and the one-target gateway, as ratios within this run. Empty
+// when the scenario was not measured.
+func (r *Results) federation() string {
+	fp := r.Plan.Federation
+	if fp == nil {
+		return ""
+	}
+	if _, ok := r.Find(FedThree, "gateway", ToolsCall, 0); !ok {
+		if _, ok := r.Find(FedThree, "gateway", ToolsList, firstOr(fp.ListRates)); !ok {
+			return ""
+		}
+	}
+	type tgt struct{ upstream, target, label string }
+	direct := tgt{FedOne, "direct", "direct"}
+	bare := tgt{FedOne, "bare-proxy", "bare proxy"}
+	one := tgt{FedOne, "gateway", "gateway 1 target"}
+	three := tgt{FedThree, "gateway", "gateway 3 targets"}
+	all := []tgt{direct, bare, one, three}
+
+	var b strings.Builder
+	b.WriteString("\n## Federation: one backend of 3 targets × 100 tools\n\n")
+	b.WriteString("Baselines from this run: direct = one go-sdk server with all 300 tools; bare proxy in front of it; gateway 1 target = the same policy with that server as its one target. " +
+		"Gateway 3 targets: tools/list fans out to three go-sdk servers of 100 tools, filters each by the policy, prefixes and merges; tools/call names `" + FederatedTool + "`. " +
+		"Server CPU of the 3-target rows is the three servers' sum.\n\n")
+	for _, m := range r.Plan.Methods {
+		for _, rate := range fp.Rates(m) {
+			rows := map[tgt]Row{}
+			var parts, behind []string
+			for _, t := range all {
+				row, ok := r.Find(t.upstream, t.target, m, rate)
+				if !ok {
+					continue
+				}
+				rows[t] = row
+				parts = append(parts, fmt.Sprintf("%s %s / %s", t.label, fmtDur(row.Stats.Percentile(.5)), fmtDur(row.Stats.Percentile(.99))))
+				if row.Overloaded() {
+					behind = append(behind, t.label)
+				}
+			}
+			if len(rows) == 0 {
+				continue
+			}
+			line := fmt.Sprintf("- %s at %g req/s, p50 / p99: %s", m, rate, strings.Join(parts, ", "))
+			d, g3, g1 := rows[direct], rows[three], rows[one]
+			if len(behind) > 0 {
+				line += fmt.Sprintf("; not sustained by %s (queueing)", strings.Join(behind, ", "))
+			} else if d.Stats.OK > 0 && g3.Stats.OK > 0 && g1.Stats.OK > 0 {
+				line += fmt.Sprintf("; p50 gateway 3 targets/direct ×%.2f, 3 targets/1 target ×%.2f; added vs direct p50 %s, p99 %s",
+					ratio(g3.Stats.Percentile(.5), d.Stats.Percentile(.5)), ratio(g3.Stats.Percentile(.5), g1.Stats.Percentile(.5)),
+					fmtSigned(g3.Stats.Percentile(.5)-d.Stats.Percentile(.5)), fmtSigned(g3.Stats.Percentile(.99)-d.Stats.Percentile(.99)))
+			}
+			b.WriteString(line + "\n")
+		}
+		if fp.Saturation {
+			d, ok1 := r.Find(direct.upstream, direct.target, m, 0)
+			bp, ok2 := r.Find(bare.upstream, bare.target, m, 0)
+			g1, ok3 := r.Find(one.upstream, one.target, m, 0)
+			g3, ok4 := r.Find(three.upstream, three.target, m, 0)
+			if ok1 && ok2 && ok3 && ok4 {
+				tp := func(x Row) float64 { return x.Stats.Throughput() }
+				fmt.Fprintf(&b, "- %s saturation: gateway 3 targets/direct %.0f%%, /bare proxy %.0f%%, /gateway 1 target %.0f%% (direct %.0f, bare %.0f, gateway 1 target %.0f, gateway 3 targets %.0f req/s)\n",
+					m, 100*tp(g3)/tp(d), 100*tp(g3)/tp(bp), 100*tp(g3)/tp(g1), tp(d), tp(bp), tp(g1), tp(g3))
+			}
+		}
+		g3c, ok1 := r.cpuPerRequest(three.upstream, three.target, m)
+		g1c, ok2 := r.cpuPerRequest(one.upstream, one.target, m)
+		bc, ok3 := r.cpuPerRequest(bare.upstream, bare.target, m)
+		ds, ok4 := r.serverCPUPerRequest(direct.upstream, direct.target, m)
+		g3s, ok5 := r.serverCPUPerRequest(three.upstream, three.target, m)
+		if ok1 && ok2 && ok3 && ok4 && ok5 {
+			fmt.Fprintf(&b, "- %s CPU per request over all its runs: gateway 3 targets %s, gateway 1 target %s, bare proxy %s (3 targets/1 target ×%.2f, 3 targets/bare ×%.2f); servers: 3 targets %s, direct %s (×%.2f)\n",
+				m, fmtDur(g3c), fmtDur(g1c), fmtDur(bc), ratio(g3c, g1c), ratio(g3c, bc), fmtDur(g3s), fmtDur(ds), ratio(g3s, ds))
+		}
+		if m == ToolsList {
+			rate := firstOr(fp.ListRates)
+			var parts []string
+			for _, t := range all {
+				if row, ok := r.Find(t.upstream, t.target, m, rate); ok {
+					parts = append(parts, fmt.Sprintf("%s %d", t.label, row.Stats.Tools))
+				}
+			}
+			if len(parts) > 0 {
+				fmt.Fprintf(&b, "- tools listed: %s (the policy hides delete and get-env of each server)\n", strings.Join(parts, ", "))
+			}
+		}
+	}
+	return b.String()
+}
+
+// serverCPUPerRequest is like cpuPerRequest for the MCP servers' CPU.
+func (r *Results) serverCPUPerRequest(upstream, target string, m Method) (time.Duration, bool) {
+	var cpu time.Duration
+	n := 0
+	for _, row := range r.Rows {
+		if row.Upstream == upstream && row.Target == target && row.Method == m {
+			cpu += row.ServerCPU
+			n += row.Stats.Sent
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return cpu / time.Duration(n), true
+}
+
+func firstOr(rates []float64) float64 {
+	if len(rates) == 0 {
+		return 0
+	}
+	return rates[0]
 }
 
 // Overloaded reports whether an open-loop run fell behind its schedule:

@@ -25,6 +25,13 @@ type Plan struct {
 	EverythingRates      []float64
 	EverythingSaturation bool
 
+	// SkipMain leaves out the go-sdk targets above (Rates, Saturation):
+	// a run of other scenarios only.
+	SkipMain bool
+	// Federation is the federation scenario (measured only when Env has
+	// it); nil skips it.
+	Federation *FederationPlan
+
 	// Logf reports progress; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -39,6 +46,27 @@ func DefaultPlan() Plan {
 		Warmup: 2 * time.Second, Drain: 10 * time.Second, Pause: time.Second,
 		EverythingRates: []float64{100}, EverythingSaturation: true,
 	}
+}
+
+// FederationPlan is what the federation scenario measures: its fixed
+// rates per method (a list of 300 tools costs the go-sdk server itself
+// tens of times a call, so lists get lower rates), and saturation.
+type FederationPlan struct {
+	CallRates, ListRates []float64
+	Saturation           bool
+}
+
+// DefaultFederationPlan is `make load`'s federation scenario.
+func DefaultFederationPlan() *FederationPlan {
+	return &FederationPlan{CallRates: []float64{200}, ListRates: []float64{20}, Saturation: true}
+}
+
+// Rates are the fixed rates for m.
+func (f *FederationPlan) Rates(m Method) []float64 {
+	if m == ToolsList {
+		return f.ListRates
+	}
+	return f.CallRates
 }
 
 // Row is one measurement: a target, a method, a load.
@@ -99,6 +127,7 @@ func Run(ctx context.Context, e *Env, p Plan) (*Results, error) {
 		for _, t := range ts {
 			for _, m := range p.Methods {
 				c := NewClient(t.URL, t.Token, 4)
+				c.Tool = t.Tool
 				ss, err := OpenSessions(ctx, c, 4)
 				if err == nil {
 					_, err = ClosedLoop(ctx, ss, m, p.Warmup/time.Duration(len(p.Methods)))
@@ -114,13 +143,19 @@ func Run(ctx context.Context, e *Env, p Plan) (*Results, error) {
 	}
 
 	targets := e.Targets()
-	if p.Warmup > 0 {
+	if p.SkipMain {
+		targets = nil
+	}
+	if p.Warmup > 0 && len(targets) > 0 {
 		logf("warming up %d targets", len(targets))
 		if err := warm(targets...); err != nil {
 			return nil, err
 		}
 	}
 	for _, m := range p.Methods {
+		if len(targets) == 0 {
+			break
+		}
 		for _, rate := range p.Rates {
 			for _, t := range targets {
 				if err := measure(t, m, rate); err != nil {
@@ -165,6 +200,31 @@ func Run(ctx context.Context, e *Env, p Plan) (*Results, error) {
 			}
 		}
 	}
+	if f := e.Federation; f != nil && p.Federation != nil {
+		targets := f.Targets()
+		if p.Warmup > 0 {
+			logf("warming up the %d federation targets", len(targets))
+			if err := warm(targets...); err != nil {
+				return nil, err
+			}
+		}
+		for _, m := range p.Methods {
+			for _, rate := range p.Federation.Rates(m) {
+				for _, t := range targets {
+					if err := measure(t, m, rate); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if p.Federation.Saturation {
+				for _, t := range targets {
+					if err := measure(t, m, 0); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
 	res.End = time.Now().UTC()
 	res.LoadEnd = loadavg()
 	return res, nil
@@ -180,6 +240,7 @@ func measureOne(ctx context.Context, t Target, m Method, rate float64, p Plan) (
 		row.Concurrency = p.Concurrency
 	}
 	c := NewClient(t.URL, t.Token, conns)
+	c.Tool = t.Tool
 	defer c.Close()
 
 	cpu := func() (proxy, server, self time.Duration, err error) {
@@ -190,6 +251,13 @@ func measureOne(ctx context.Context, t Target, m Method, rate float64, p Plan) (
 		}
 		if server, err = CPUTime(t.Server.PID()); err != nil {
 			return
+		}
+		for _, more := range t.MoreServers {
+			var c time.Duration
+			if c, err = CPUTime(more.PID()); err != nil {
+				return
+			}
+			server += c
 		}
 		self, err = CPUTime(os.Getpid())
 		return

@@ -38,12 +38,36 @@ type Target struct {
 	Token    string   // bearer token to send ("" for none)
 	Proxy    *Process // the process in the middle (nil when direct)
 	Server   *Process // the MCP server answering
+	// MoreServers are the other servers behind a multi-target backend:
+	// their CPU counts with Server's.
+	MoreServers []*Process
+	Tool        string // the tool tools/call names ("" is echo)
 }
+
+// Federation is the federation scenario's targets: a go-sdk server with
+// 300 tools directly, through the bare proxy and through a gateway with it
+// as the one target; and a gateway whose backend has three targets (a, b,
+// c), go-sdk servers with 100 tools each. Both gateways carry the full
+// policy (FederationConfig).
+type Federation struct {
+	Direct, Bare, Gateway1, Gateway3 Target
+}
+
+// Targets lists the federation targets in the order the runs interleave
+// them.
+func (f *Federation) Targets() []Target { return []Target{f.Direct, f.Bare, f.Gateway1, f.Gateway3} }
+
+// The upstream column of the federation rows.
+const (
+	FedOne   = "go-sdk 1×300"
+	FedThree = "go-sdk 3×100"
+)
 
 // Env is every process of one harness run.
 type Env struct {
 	Direct, Bare, Gateway         Target
-	Everything, GatewayEverything *Target // nil when server-everything is not measured
+	Everything, GatewayEverything *Target     // nil when server-everything is not measured
+	Federation                    *Federation // nil when the federation scenario is not measured
 
 	// GatewayIdle is the gateway's memory after start-up and one request
 	// per method, before any load.
@@ -58,6 +82,7 @@ type Env struct {
 type Options struct {
 	GatewayBin string // "" uses harness.GatewayBin ($MCPGATE_BIN or a fresh build)
 	Everything bool   // also start server-everything and a gateway in front of it
+	Federation bool   // also start the federation scenario's servers and gateways
 }
 
 // Setup builds and starts everything on 127.0.0.1. On error it has
@@ -114,7 +139,7 @@ func Setup(ctx context.Context, opts Options) (env *Env, err error) {
 	e.procs = append(e.procs, bare)
 	e.Bare = Target{Name: "bare-proxy", Upstream: "go-sdk", URL: "http://" + bareAddr + "/mcp", Proxy: bare, Server: upstream}
 
-	gw, gwURL, err := e.startGateway(ctx, gwBin, "gateway", upAddr, jwksURL, token)
+	gw, gwURL, err := e.startGateway(ctx, gwBin, "gateway", GatewayConfig(upAddr, jwksURL), "echo", token)
 	if err != nil {
 		return e, err
 	}
@@ -130,14 +155,74 @@ func Setup(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 		e.procs = append(e.procs, ev)
 		e.Everything = &Target{Name: "direct", Upstream: "server-everything", URL: "http://" + evAddr + "/mcp", Server: ev}
-		gwe, gweURL, err := e.startGateway(ctx, gwBin, "gateway-everything", evAddr, jwksURL, token)
+		gwe, gweURL, err := e.startGateway(ctx, gwBin, "gateway-everything", GatewayConfig(evAddr, jwksURL), "echo", token)
 		if err != nil {
 			return e, err
 		}
 		e.GatewayEverything = &Target{Name: "gateway", Upstream: "server-everything", URL: gweURL, Token: token, Proxy: gwe, Server: ev}
 	}
+	if opts.Federation {
+		if e.Federation, err = e.startFederation(ctx, bins, gwBin, jwksURL, token); err != nil {
+			return e, err
+		}
+	}
 	return e, nil
 }
+
+// startFederation starts the federation scenario: four go-sdk servers
+// (one with 300 tools, three with 100), a bare proxy in front of the first,
+// and two gateways.
+func (e *Env) startFederation(ctx context.Context, bins map[string]string, gwBin, jwksURL, token string) (*Federation, error) {
+	upstream := func(name string, tools int) (*Process, string, error) {
+		p, addr, err := start(name, exec.Command(bins["upstream"], "--addr", "127.0.0.1:0", "--tools", strconv.Itoa(tools)), true)
+		if err != nil {
+			return nil, "", err
+		}
+		e.procs = append(e.procs, p)
+		return p, addr, nil
+	}
+	f := &Federation{}
+	big, bigAddr, err := upstream("upstream-300", 300)
+	if err != nil {
+		return nil, err
+	}
+	f.Direct = Target{Name: "direct", Upstream: FedOne, URL: "http://" + bigAddr + "/mcp", Server: big}
+	bare, bareAddr, err := start("bareproxy-300", exec.Command(bins["bareproxy"], "--addr", "127.0.0.1:0", "--upstream", "http://"+bigAddr), true)
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, bare)
+	f.Bare = Target{Name: "bare-proxy", Upstream: FedOne, URL: "http://" + bareAddr + "/mcp", Proxy: bare, Server: big}
+	gw1, gw1URL, err := e.startGateway(ctx, gwBin, "gateway-300", FederationConfig([]string{bigAddr}, jwksURL), "echo", token)
+	if err != nil {
+		return nil, err
+	}
+	f.Gateway1 = Target{Name: "gateway", Upstream: FedOne, URL: gw1URL, Token: token, Proxy: gw1, Server: big}
+
+	var servers []*Process
+	var addrs []string
+	for _, name := range FederationTargets {
+		p, addr, err := upstream("upstream-100-"+name, 100)
+		if err != nil {
+			return nil, err
+		}
+		servers, addrs = append(servers, p), append(addrs, addr)
+	}
+	gw3, gw3URL, err := e.startGateway(ctx, gwBin, "gateway-3x100", FederationConfig(addrs, jwksURL), FederatedTool, token)
+	if err != nil {
+		return nil, err
+	}
+	f.Gateway3 = Target{Name: "gateway", Upstream: FedThree, URL: gw3URL, Token: token, Proxy: gw3,
+		Server: servers[1], MoreServers: []*Process{servers[0], servers[2]}, Tool: FederatedTool}
+	return f, nil
+}
+
+// FederationTargets are the target names of the three-target backend.
+var FederationTargets = []string{"a", "b", "c"}
+
+// FederatedTool is the tool the load calls through the three-target
+// backend: echo on target b.
+const FederatedTool = "b_echo"
 
 // Close stops every process and removes temporary files.
 func (e *Env) Close() {
@@ -204,8 +289,37 @@ func signToken(key *rsa.PrivateKey) (string, error) {
 // local rate limit far above any rate the harness offers, so every request
 // pays for the limiter without being limited.
 func GatewayConfig(upstream, jwksURL string) string {
-	host, port, _ := net.SplitHostPort(upstream)
-	r := strings.NewReplacer("UPHOST", host, "UPPORT", port, "JWKSURL", strconv.Quote(jwksURL),
+	return gatewayConfig([]string{upstream}, []string{"upstream"}, []string{allowTen}, jwksURL)
+}
+
+// allowTen is the Allow rule of GatewayConfig: eight of the upstream's ten
+// tools for mcp-users (Deny hides delete and get-env anyway).
+const allowTen = `mcp.tool.name in ["echo", "upper", "length", "get-sum", "get-product", "get-time", "greet", "lookup"] && "mcp-users" in jwt.groups`
+
+// FederationConfig is GatewayConfig for the federation scenario: one
+// backend whose targets are upstreams (host:port; one target "upstream",
+// or a, b, c … for several) and an Allow rule that also admits the
+// generated tools (tool-NNN), so a list shows every tool but delete and
+// get-env of each server.
+func FederationConfig(upstreams []string, jwksURL string) string {
+	names := []string{"upstream"}
+	if len(upstreams) > 1 {
+		names = FederationTargets[:len(upstreams)]
+	}
+	return gatewayConfig(upstreams, names, []string{allowTen, `mcp.tool.name.startsWith("tool-") && "mcp-users" in jwt.groups`}, jwksURL)
+}
+
+func gatewayConfig(upstreams, names, allow []string, jwksURL string) string {
+	var targets strings.Builder
+	for i, u := range upstreams {
+		host, port, _ := net.SplitHostPort(u)
+		fmt.Fprintf(&targets, "    - name: %s\n      static: {host: %s, port: %s, path: /mcp, protocol: StreamableHTTP}\n", names[i], host, port)
+	}
+	var rules strings.Builder
+	for _, a := range allow {
+		fmt.Fprintf(&rules, "          - %s\n", strconv.Quote(a))
+	}
+	r := strings.NewReplacer("TARGETS\n", targets.String(), "ALLOW\n", rules.String(), "JWKSURL", strconv.Quote(jwksURL),
 		"ISSUER", strconv.Quote(Issuer), "AUDIENCE", strconv.Quote(Audience))
 	return r.Replace(`apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -221,8 +335,7 @@ metadata: {name: mcp-backend, namespace: agentgateway-system}
 spec:
   mcp:
     targets:
-    - name: upstream
-      static: {host: UPHOST, port: UPPORT, path: /mcp, protocol: StreamableHTTP}
+TARGETS
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -262,7 +375,7 @@ spec:
         action: Allow
         policy:
           matchExpressions:
-          - 'mcp.tool.name in ["echo", "upper", "length", "get-sum", "get-product", "get-time", "greet", "lookup"] && "mcp-users" in jwt.groups'
+ALLOW
           - '"mcp-admins" in jwt.groups'
 ---
 apiVersion: agentgateway.dev/v1alpha1
@@ -291,15 +404,15 @@ spec:
 `)
 }
 
-// startGateway runs `gateway run` with GatewayConfig and waits until an
-// authenticated session opens through it.
-func (e *Env) startGateway(ctx context.Context, bin, name, upstream, jwksURL, token string) (*Process, string, error) {
+// startGateway runs `gateway run` with config and waits until an
+// authenticated session opens through it and tool answers.
+func (e *Env) startGateway(ctx context.Context, bin, name, config, tool, token string) (*Process, string, error) {
 	dir, err := os.MkdirTemp("", "mcpgate-load-config-")
 	if err != nil {
 		return nil, "", err
 	}
 	e.dirs = append(e.dirs, dir)
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(GatewayConfig(upstream, jwksURL)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return nil, "", err
 	}
 	port, err := harness.FreePort()
@@ -312,15 +425,17 @@ func (e *Env) startGateway(ctx context.Context, bin, name, upstream, jwksURL, to
 	}
 	e.procs = append(e.procs, p)
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/mcp"
-	if err := waitSession(ctx, p, url, token); err != nil {
+	if err := waitSession(ctx, p, url, token, tool); err != nil {
 		return nil, "", err
 	}
 	return p, url, nil
 }
 
-// waitSession polls until a session opens at url and answers both methods.
-func waitSession(ctx context.Context, p *Process, url, token string) error {
+// waitSession polls until a session opens at url and answers both methods
+// (tools/call naming tool).
+func waitSession(ctx context.Context, p *Process, url, token, tool string) error {
 	c := NewClient(url, token, 1)
+	c.Tool = tool
 	defer c.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -367,7 +482,7 @@ func startEverything(ctx context.Context) (*Process, string, error) {
 		return nil, "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitSession(ctx, p, "http://"+addr+"/mcp", ""); err != nil {
+	if err := waitSession(ctx, p, "http://"+addr+"/mcp", "", "echo"); err != nil {
 		p.Stop()
 		return nil, "", err
 	}

@@ -28,7 +28,7 @@ func TestSmoke(t *testing.T) {
 		everything = false
 	}
 	ctx := t.Context()
-	e, err := Setup(ctx, Options{Everything: everything})
+	e, err := Setup(ctx, Options{Everything: everything, Federation: true})
 	harness.Require(t, err)
 	t.Cleanup(e.Close)
 	t.Cleanup(func() {
@@ -43,12 +43,13 @@ func TestSmoke(t *testing.T) {
 		Duration: time.Second, Rates: []float64{50}, Concurrency: 2, Sessions: 4,
 		Methods: []Method{ToolsCall, ToolsList}, Drain: 10 * time.Second,
 		EverythingRates: []float64{20},
+		Federation:      &FederationPlan{CallRates: []float64{20}, ListRates: []float64{5}},
 	}
 	res, err := Run(ctx, e, plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 3 * 2
+	want := 3*2 + 4*2 // main; federation
 	if everything {
 		want += 2 * 2
 	}
@@ -74,6 +75,22 @@ func TestSmoke(t *testing.T) {
 	if d, b, g := tools("go-sdk", "direct"), tools("go-sdk", "bare-proxy"), tools("go-sdk", "gateway"); d != 10 || b != 10 || g != 8 {
 		t.Errorf("tools listed direct / bare proxy / gateway: got %d / %d / %d, want 10 / 10 / 8", d, b, g)
 	}
+	// Federation: 300 tools directly and through the bare proxy; the policy
+	// hides delete and get-env of the one server (298), of each of the
+	// three (294); the call through three targets reaches b's echo.
+	fed := func(upstream, target string) int {
+		r, ok := res.Find(upstream, target, ToolsList, 5)
+		if !ok {
+			t.Fatalf("no tools/list row for %s %s", upstream, target)
+		}
+		return r.Stats.Tools
+	}
+	if d, b, g1, g3 := fed(FedOne, "direct"), fed(FedOne, "bare-proxy"), fed(FedOne, "gateway"), fed(FedThree, "gateway"); d != 300 || b != 300 || g1 != 298 || g3 != 294 {
+		t.Errorf("federation tools listed direct / bare proxy / gateway 1 target / gateway 3 targets: got %d / %d / %d / %d, want 300 / 300 / 298 / 294", d, b, g1, g3)
+	}
+	if r, ok := res.Find(FedThree, "gateway", ToolsCall, 20); !ok || r.ServerCPU < 0 {
+		t.Errorf("no federated tools/call row: %+v", r)
+	}
 	if r, _ := res.Find("go-sdk", "gateway", ToolsCall, plan.Rates[0]); r.ProxyMem.RSS <= 0 {
 		t.Errorf("gateway RSS after its run: got %d, want > 0", r.ProxyMem.RSS)
 	}
@@ -83,7 +100,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"| go-sdk | direct | tools/call | 50/s |", "| go-sdk | gateway | tools/list | 50/s |",
-		"| go-sdk | bare-proxy |", "## Ratios against DESIGN.md §7", "added latency vs direct: gateway p50"} {
+		"| go-sdk | bare-proxy |", "## Ratios against DESIGN.md §7", "added latency vs direct: gateway p50",
+		"| go-sdk 3×100 | gateway | tools/list | 5/s |", "## Federation: one backend of 3 targets × 100 tools",
+		"tools listed: direct 300, bare proxy 300, gateway 1 target 298, gateway 3 targets 294"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, md.String())
 		}

@@ -4,7 +4,8 @@
 // sits in front of it. It runs as its own process so its CPU is counted apart
 // from the gateway's.
 //
-//	upstream --addr 127.0.0.1:9000     # serves /mcp
+//	upstream --addr 127.0.0.1:9000             # serves /mcp, ten tools
+//	upstream --addr 127.0.0.1:9000 --tools 100 # the ten and tool-010 … tool-099
 package main
 
 import (
@@ -43,9 +44,15 @@ func text(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
 }
 
+// baseTools is the number of tools newServer always registers.
+const baseTools = 10
+
 // newServer registers the tools. Ten tools make tools/list a realistic
 // amount of JSON for the gateway's list filtering; every handler is cheap.
-func newServer() *mcp.Server {
+// With tools > 10, tool-010 … tool-<tools-1> are added (each echoes, with a
+// description and an input schema like echo's): the federation scenario
+// lists 100 or 300 tools per server.
+func newServer(tools int) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpgate-load-upstream", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echoes the message back."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in messageIn) (*mcp.CallToolResult, any, error) {
@@ -87,13 +94,24 @@ func newServer() *mcp.Server {
 		func(_ context.Context, _ *mcp.CallToolRequest, in nameIn) (*mcp.CallToolResult, any, error) {
 			return text("not deleted: " + in.Name), nil, nil
 		})
+	for i := baseTools; i < tools; i++ {
+		name := fmt.Sprintf("tool-%03d", i)
+		mcp.AddTool(s, &mcp.Tool{Name: name, Description: fmt.Sprintf("Tool number %d: echoes the message back.", i)},
+			func(_ context.Context, _ *mcp.CallToolRequest, in messageIn) (*mcp.CallToolResult, any, error) {
+				return text(name + ": " + in.Message), nil, nil
+			})
+	}
 	return s
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	tools := flag.Int("tools", baseTools, "number of tools (at least 10: the ten named ones, then tool-010 …)")
 	flag.Parse()
-	srv := newServer()
+	if *tools < baseTools || *tools > 10000 {
+		log.Fatalf("upstream: -tools %d: want 10 to 10000", *tools)
+	}
+	srv := newServer(*tools)
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		JSONResponse:   true,
 		SessionTimeout: 5 * time.Minute, // the harness opens sessions per run

@@ -33,6 +33,10 @@ func main() {
 	flag.IntVar(&p.Sessions, "sessions", envInt("LOAD_SESSIONS", p.Sessions), "open-loop sessions ($LOAD_SESSIONS)")
 	flag.DurationVar(&p.Warmup, "warmup", envDur("LOAD_WARMUP", p.Warmup), "warm-up per target ($LOAD_WARMUP)")
 	noSat := flag.Bool("no-saturation", false, "skip the closed-loop runs")
+	scenarios := flag.String("scenarios", env("LOAD_SCENARIOS", "main,federation"), "what to measure, comma-separated: main (direct / bare proxy / gateway, and server-everything), federation (3 targets × 100 tools) ($LOAD_SCENARIOS)")
+	fp := load.DefaultFederationPlan()
+	fedCall := flag.String("federation-call-rates", env("LOAD_FEDERATION_CALL_RATES", "200"), "fixed rates for tools/call in the federation scenario ($LOAD_FEDERATION_CALL_RATES)")
+	fedList := flag.String("federation-list-rates", env("LOAD_FEDERATION_LIST_RATES", "20"), "fixed rates for tools/list (300 tools) in the federation scenario ($LOAD_FEDERATION_LIST_RATES)")
 	gateway := flag.String("gateway", os.Getenv("MCPGATE_BIN"), "gateway binary (default $MCPGATE_BIN, else built from ./cmd/gateway)")
 	flag.Parse()
 
@@ -43,15 +47,42 @@ func main() {
 	if p.EverythingRates, err = parseRates(*evRates); err != nil {
 		log.Fatalf("load: -everything-rates: %v", err)
 	}
+	if fp.CallRates, err = parseRates(*fedCall); err != nil {
+		log.Fatalf("load: -federation-call-rates: %v", err)
+	}
+	if fp.ListRates, err = parseRates(*fedList); err != nil {
+		log.Fatalf("load: -federation-list-rates: %v", err)
+	}
+	mainScenario, federation := false, false
+	for sc := range strings.SplitSeq(*scenarios, ",") {
+		switch strings.TrimSpace(sc) {
+		case "main":
+			mainScenario = true
+		case "federation":
+			federation = true
+		case "":
+		default:
+			log.Fatalf("load: -scenarios: unknown scenario %q (want main, federation)", sc)
+		}
+	}
+	if !mainScenario && !federation {
+		log.Fatalf("load: -scenarios %q: nothing to measure", *scenarios)
+	}
+	p.SkipMain = !mainScenario
 	p.Saturation = !*noSat
 	p.EverythingSaturation = !*noSat
-	withEverything := len(p.EverythingRates) > 0 || p.EverythingSaturation && *evRates != ""
+	fp.Saturation = !*noSat
+	if federation {
+		p.Federation = fp
+	}
+	withEverything := mainScenario && (len(p.EverythingRates) > 0 || p.EverythingSaturation && *evRates != "")
 	p.Logf = log.Printf
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Printf("starting upstream, bare proxy, gateway%s", map[bool]string{true: ", server-everything", false: ""}[withEverything])
-	e, err := load.Setup(ctx, load.Options{GatewayBin: *gateway, Everything: withEverything})
+	log.Printf("starting upstream, bare proxy, gateway%s%s", map[bool]string{true: ", server-everything", false: ""}[withEverything],
+		map[bool]string{true: ", the federation scenario (4 servers, bare proxy, 2 gateways)", false: ""}[federation])
+	e, err := load.Setup(ctx, load.Options{GatewayBin: *gateway, Everything: withEverything, Federation: federation})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,6 +8,7 @@ package engine
 // sharing the key serves it.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,16 +140,9 @@ func unknownItem(w http.ResponseWriter, id jsontext.Value, what, name string) {
 }
 
 // withParam returns the message with the string at params.<path> set to
-// value.
+// value, every other byte as the client sent it.
 func withParam(raw []byte, path []string, value string) (*mcp.Message, error) {
-	var env map[string]jsontext.Value
-	if err := jsonv2.Unmarshal(raw, &env); err != nil {
-		return nil, err
-	}
-	if !setNested(env, append([]string{"params"}, path...), func(string) string { return value }) {
-		return nil, fmt.Errorf("params.%s is not a string", strings.Join(path, "."))
-	}
-	b, err := jsonv2.Marshal(env, jsonv2.Deterministic(true))
+	b, err := replaceString(raw, append([]string{"params"}, path...), func(string) string { return value })
 	if err != nil {
 		return nil, err
 	}
@@ -554,7 +548,7 @@ func (h *routeHandler) fedList(w http.ResponseWriter, r *http.Request, msg *mcp.
 		}
 		merged = append(merged, prefixed...)
 	}
-	writeResult(w, msg.ID, map[string]any{kind.resultKey: merged})
+	writeList(w, msg.ID, kind.resultKey, merged)
 }
 
 // listAll reads every page of one list from t and returns the items as one
@@ -605,32 +599,109 @@ func (h *routeHandler) listAll(ctx context.Context, t ir.Target, us upstreamSess
 
 // prefixItems prefixes the identifying field of each item with the target
 // name: "<target>_<name>" for tools and prompts, "<target>+<uri>" for
-// resources and resource templates (their name too gets "<target>_").
+// resources and resource templates. The rest of each item is relayed as the
+// target wrote it.
 func (h *routeHandler) prefixItems(kind listKind, target string, raw json.RawMessage) ([]jsontext.Value, error) {
-	var items []map[string]jsontext.Value
+	var items []jsontext.Value
 	if err := jsonv2.Unmarshal(raw, &items); err != nil {
 		return nil, err
 	}
-	out := make([]jsontext.Value, 0, len(items))
-	for _, it := range items {
-		if h.fed.prefixed {
-			sep := "_"
-			if kind.idField != "name" {
-				sep = "+"
-			}
-			var v string
-			if err := jsonv2.Unmarshal(it[kind.idField], &v); err != nil {
-				return nil, fmt.Errorf("list item without %s: %w", kind.idField, err)
-			}
-			it[kind.idField], _ = jsonv2.Marshal(target + sep + v)
+	if !h.fed.prefixed {
+		return items, nil
+	}
+	prefix := target + "_"
+	if kind.idField != "name" {
+		prefix = target + "+"
+	}
+	for i, it := range items {
+		out, err := withPrefixedMember(it, kind.idField, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("list item %d: %w", i, err)
 		}
-		b, err := jsonv2.Marshal(it, jsonv2.Deterministic(true))
+		items[i] = out
+	}
+	return items, nil
+}
+
+// withPrefixedMember returns the JSON object obj with its string member
+// name prefixed, every other byte as it was.
+func withPrefixedMember(obj jsontext.Value, name, prefix string) (jsontext.Value, error) {
+	return replaceString(obj, []string{name}, func(v string) string { return prefix + v })
+}
+
+// replaceString returns the JSON object obj with the string at path (member
+// names, outermost first) replaced by fn(it), every other byte as it was.
+// Duplicate member names are an error, as everywhere the gateway reads JSON.
+func replaceString(obj jsontext.Value, path []string, fn func(string) string) (jsontext.Value, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	start, end := -1, -1
+	var nv []byte
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadToken()
+		if err != nil {
+			return nil, err // duplicate member names included
+		}
+		isName := key.String() == path[0] // the token is void after the next read
+		val, err := dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, b)
+		if !isName {
+			continue
+		}
+		if len(path) > 1 {
+			if nv, err = replaceString(val, path[1:], fn); err != nil {
+				return nil, fmt.Errorf("%s: %w", path[0], err)
+			}
+		} else {
+			var v string
+			if err := jsonv2.Unmarshal(val, &v); err != nil {
+				return nil, fmt.Errorf("%s is not a string", path[0])
+			}
+			if nv, err = jsonv2.Marshal(fn(v)); err != nil {
+				return nil, err
+			}
+		}
+		end = int(dec.InputOffset())
+		start = end - len(val)
 	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("no %s", path[0])
+	}
+	out := make([]byte, 0, len(obj)+len(nv)-(end-start))
+	out = append(append(append(out, obj[:start]...), nv...), obj[end:]...)
 	return out, nil
+}
+
+// writeList answers a list request with the merged items, written as they
+// are (each one already valid JSON).
+func writeList(w http.ResponseWriter, id jsontext.Value, key string, items []jsontext.Value) {
+	n := 64 + len(id) + len(key)
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":{"`...)
+	b = append(b, key...)
+	b = append(b, `":[`...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, "]}}"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // fedCall forwards a call to its target and relays the answer.

@@ -357,3 +357,23 @@ func TestFederationPing(t *testing.T) {
 		require.JSONEq(t, `{"jsonrpc":"2.0","id":9,"result":{}}`, readBody(t, resp), mode)
 	}
 }
+
+func TestWithPrefixedMember(t *testing.T) {
+	for _, c := range []struct{ in, want, err string }{
+		{`{"name":"echo","description":"x"}`, `{"name":"a_echo","description":"x"}`, ""},
+		{`{ "description" : "the name" , "name" : "e\u0063ho" ,"inputSchema":{"name":"inner"}}`, `{ "description" : "the name" , "name" : "a_echo" ,"inputSchema":{"name":"inner"}}`, ""},
+		{`{"inputSchema":{"name":"inner"},"name":"x"}`, `{"inputSchema":{"name":"inner"},"name":"a_x"}`, ""},
+		{`{"name":"a","name":"b"}`, "", "duplicate"},
+		{`{"title":"x"}`, "", "no name"},
+		{`{"name":1}`, "", "not a string"},
+		{`["name"]`, "", "not a JSON object"},
+	} {
+		got, err := withPrefixedMember(jsontext.Value(c.in), "name", "a_")
+		if c.err != "" {
+			require.ErrorContains(t, err, c.err, c.in)
+			continue
+		}
+		require.NoError(t, err, c.in)
+		require.Equal(t, c.want, string(got))
+	}
+}

@@ -56,6 +56,16 @@ func buildInput(r *http.Request, route *ast.Term, target string, msg *mcp.Messag
 // Without withHeaders, input.request.headers is an empty object: for
 // policies that provably never read it (policy.Evaluator.ReadsHeaders).
 func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.Message, jwt authn.Result, list *ast.Term, withHeaders bool) ast.Value {
+	return newInputParts(r, jwt, withHeaders).input(r, route, target, msg, list)
+}
+
+// inputParts are the parts of the input every decision of one request
+// shares (a list filtered item by item takes several).
+type inputParts struct {
+	request, source, jwt *ast.Term
+}
+
+func newInputParts(r *http.Request, jwt authn.Result, withHeaders bool) inputParts {
 	scheme := vHTTP
 	if r.TLS != nil {
 		scheme = vHTTPS
@@ -97,19 +107,24 @@ func buildInputPhase(r *http.Request, route *ast.Term, target string, msg *mcp.M
 		ast.Item(kRemote, ast.StringTerm(r.RemoteAddr)),
 	)
 	source := ast.ObjectTerm(ast.Item(kAddress, ast.StringTerm(host)), ast.Item(kPort, ast.StringTerm(port)))
+	return inputParts{request: request, source: source, jwt: jwtTerm(jwt)}
+}
+
+// input assembles one input document: the request phase, or the list phase
+// when list is set.
+func (p inputParts) input(r *http.Request, route *ast.Term, target string, msg *mcp.Message, list *ast.Term) ast.Value {
 	mcpT, phase := mcpTerm(r, target, msg), vPhaseRequest
 	if list != nil {
 		mcpT.Value.(ast.Object).Insert(kList, list)
 		phase = vPhaseList
 	}
-
 	return ast.NewObject(
 		ast.Item(kVersion, vVersion),
-		ast.Item(kRequest, request),
-		ast.Item(kSource, source),
+		ast.Item(kRequest, p.request),
+		ast.Item(kSource, p.source),
 		ast.Item(kRoute, route),
 		ast.Item(kMCP, mcpT),
-		ast.Item(kJWT, jwtTerm(jwt)),
+		ast.Item(kJWT, p.jwt),
 		ast.Item(kPhase, phase),
 	)
 }

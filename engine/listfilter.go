@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -129,13 +130,35 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 		}
 		terms[i] = ast.ObjectTerm(kv...)
 	}
-	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
 	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
-	d, err := h.decide(r, buildInputPhase(r, term, tname, asked, res, list, h.inputHeaders()), "list", nil)
-	if err != nil {
-		return nil, err
+	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
+	in := buildInputPhase(r, term, tname, asked, res, list, h.inputHeaders())
+	var visible map[string]bool
+	if h.itemwise() {
+		// One decision remembered under the whole list when its key is
+		// short enough; otherwise one per item, each remembered.
+		start := time.Now()
+		d, keyed, err := h.s.eval.DecideMemoised(r.Context(), in)
+		switch {
+		case err != nil:
+			h.g.metrics.decisions.WithLabelValues("error").Inc()
+			return nil, err
+		case keyed:
+			h.g.metrics.decisionSeconds.WithLabelValues("list").Observe(time.Since(start).Seconds())
+			h.g.metrics.decisions.WithLabelValues(decisionResult(d, nil)).Inc()
+			visible = d.Visible[kind.policyKey]
+		default:
+			if visible, err = h.decideItems(r, res, kind, ids, terms, tname, term, asked); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		d, err := h.decide(r, in, "list", nil)
+		if err != nil {
+			return nil, err
+		}
+		visible = d.Visible[kind.policyKey]
 	}
-	visible := d.Visible[kind.policyKey]
 	kept := make([]jsontext.Value, 0, len(items))
 	for i, raw := range items {
 		if visible[ids[i]] {
@@ -146,4 +169,46 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 		return nil, nil
 	}
 	return jsonv2.Marshal(kept)
+}
+
+// itemwise reports whether lists may be decided item by item: when decisions
+// are memoised (a list too long to be a cache key is then decided item by
+// item, each remembered under its item, so a list seen before costs a
+// lookup per item instead of a whole evaluation every time), no decision log wants one event per list, and no user Rego on
+// the route could look at the list as a whole.
+func (h *routeHandler) itemwise() bool {
+	return h.s.eval.Cached() && h.g.decisionLog == nil && len(h.route.User) == 0
+}
+
+// decideItems decides the visibility of each list item on its own: the
+// list-phase input with a list of that one item. It is counted and timed
+// as one list decision.
+func (h *routeHandler) decideItems(r *http.Request, res authn.Result, kind listKind, ids []string, terms []*ast.Term, tname string, term *ast.Term, asked *mcp.Message) (map[string]bool, error) {
+	start := time.Now()
+	parts := newInputParts(r, res, h.inputHeaders())
+	key := ast.StringTerm(kind.policyKey)
+	visible := make(map[string]bool, len(terms))
+	dryRun := 0
+	for i, it := range terms {
+		list := ast.ObjectTerm(ast.Item(key, ast.ArrayTerm(it)))
+		d, err := h.s.eval.Decide(r.Context(), parts.input(r, term, tname, asked, list))
+		if err != nil {
+			h.g.metrics.decisions.WithLabelValues("error").Inc()
+			return nil, err
+		}
+		if d.Visible[kind.policyKey][ids[i]] {
+			visible[ids[i]] = true
+		}
+		if d.DryRun != nil && d.DryRun.WouldDeny {
+			dryRun++
+		}
+	}
+	m := h.g.metrics
+	m.decisionSeconds.WithLabelValues("list").Observe(time.Since(start).Seconds())
+	m.decisions.WithLabelValues("allow").Inc()
+	if dryRun > 0 {
+		m.decisions.WithLabelValues("dry_run_deny").Inc()
+		h.g.log.Warn("dry-run policy would deny", "route", h.route.Key, "mcp_method", kind.method, "items", dryRun)
+	}
+	return visible, nil
 }

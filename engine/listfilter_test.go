@@ -412,3 +412,42 @@ func TestListFilterNoRulesPassesThrough(t *testing.T) {
 	_, _, got := e.list(t, "/mcp", "tools/list", sseAccept, nil)
 	assert.NotContains(t, got, "printEnv")
 }
+
+// A list too long to be one cache key is decided item by item (each item
+// remembered); the result is the same as one decision over the whole list
+// without the cache, the first time and when the list comes again.
+func TestLongListItemwise(t *testing.T) {
+	srv := benchTools(t, 400)
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	yaml := strings.Replace(fedYAML(port, port, "FailClosed", "Conditional", `---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: hide-some, namespace: team}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
+  backend:
+    mcp:
+      authorization:
+        action: Deny
+        policy:
+          matchExpressions: ['mcp.tool.name.endsWith("7") || mcp.tool.name == "tool-100"']
+`), "    - {name: b, static: {host: 127.0.0.1, port: "+port+", path: /mcp}}\n", "", 1)
+	lists := map[bool][]string{}
+	for _, cached := range []bool{true, false} {
+		e := &env{gw: New(Options{NoDecisionCache: !cached})}
+		e.bundle = buildBundle(t, yaml, nil)
+		require.NoError(t, e.gw.Activate(context.Background(), e.bundle))
+		e.srv = httptest.NewServer(e.gw.Handler(testPort))
+		t.Cleanup(e.srv.Close)
+		for range 2 {
+			resp := e.post(t, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, map[string]string{"Accept": "application/json"})
+			names := toolNames(t, readBody(t, resp))
+			require.Len(t, names, 400-40-1, "cached=%v", cached)
+			require.NotContains(t, names, "tool-100")
+			require.NotContains(t, names, "tool-017")
+			require.Contains(t, names, "tool-399")
+			lists[cached] = names
+		}
+	}
+	require.Equal(t, lists[false], lists[true])
+}

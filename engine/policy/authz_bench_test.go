@@ -126,9 +126,15 @@ func BenchmarkDecideRules(b *testing.B) {
 // BenchmarkFilterList is one list decision over a 500-tool list with 10
 // rules: the cost a tools/list pays, once per response.
 func BenchmarkFilterList(b *testing.B) {
+	for _, n := range []int{100, 300, 500} {
+		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) { benchFilterList(b, n) })
+	}
+}
+
+func benchFilterList(b *testing.B, n int) {
 	ev := authzConfig(b, 10)
 	ev.cache = nil
-	items := make([]string, 500)
+	items := make([]string, n)
 	for i := range items {
 		items[i] = fmt.Sprintf(`{"name": "tool_%d", "target": "t"}`, i)
 	}

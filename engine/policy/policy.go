@@ -157,6 +157,26 @@ func (e *Evaluator) Decide(ctx context.Context, input ast.Value) (*Decision, err
 	return d, err
 }
 
+// DecideMemoised is Decide for an input the cache can key: ok is false,
+// and nothing is evaluated, when decisions are not memoised or the input's
+// key would be too long (the caller may then split the question).
+func (e *Evaluator) DecideMemoised(ctx context.Context, input ast.Value) (d *Decision, ok bool, err error) {
+	if e.cache == nil {
+		return nil, false, nil
+	}
+	k, ok := e.cache.key(input)
+	if !ok {
+		return nil, false, nil
+	}
+	if d, hit := e.cache.get(k); hit {
+		return d, true, nil
+	}
+	if d, err = e.eval(ctx, input); err == nil {
+		e.cache.put(k, d)
+	}
+	return d, true, err
+}
+
 func (e *Evaluator) eval(ctx context.Context, input ast.Value) (*Decision, error) {
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepAST))
 	if err != nil {

@@ -307,7 +307,11 @@ func (ep *Endpoint) initialize(w http.ResponseWriter, r *http.Request, body []by
 			ep.stdio.succeeded()
 		}
 		w.Header().Set("Mcp-Session-Id", s.id)
-		ep.log.Info("bridge: session started", "session", s.id)
+		attrs := []any{"session", s.logID()}
+		if p, ok := c.(*process); ok {
+			attrs = append(attrs, "pid", p.cmd.Process.Pid)
+		}
+		ep.log.Info("bridge: session started", attrs...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -395,7 +399,7 @@ func (s *session) end(why error) {
 	s.ep.mu.Unlock()
 	close(s.done)
 	s.c.close()
-	s.ep.log.Info("bridge: session ended", "session", s.id, "reason", why.Error())
+	s.ep.log.Info("bridge: session ended", "session", s.logID(), "reason", why.Error())
 }
 
 func (s *session) endErr() error {
@@ -463,7 +467,7 @@ func (s *session) route(data []byte) {
 		}
 		if len(s.queue) >= queueMax {
 			s.queue = s.queue[1:]
-			s.ep.log.Warn("bridge: server message queue full, dropping the oldest", "session", s.id)
+			s.ep.log.Warn("bridge: server message queue full, dropping the oldest", "session", s.logID())
 		}
 		s.queue = append(s.queue, data)
 		s.mu.Unlock()
@@ -545,7 +549,7 @@ func (s *session) request(w http.ResponseWriter, r *http.Request, body []byte, p
 	}
 	defer s.unregister(p, sk)
 	if err := s.c.send(r.Context(), body); err != nil {
-		s.ep.log.Warn("bridge: sending to upstream failed", "session", s.id, "error", err)
+		s.ep.log.Warn("bridge: sending to upstream failed", "session", s.logID(), "error", err)
 		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server unavailable: "+err.Error())
 		return
 	}
@@ -688,3 +692,7 @@ func acceptsSSE(accept string) bool {
 	}
 	return false
 }
+
+// logID names a session in logs without giving away its id (which a
+// single-target backend's client holds as its Mcp-Session-Id).
+func (s *session) logID() string { return s.id[:8] }

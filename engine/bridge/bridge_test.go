@@ -289,17 +289,23 @@ func TestStdioIDsByValue(t *testing.T) {
 }
 
 func TestStdioSpawnFailureBacksOff(t *testing.T) {
-	m, _ := newManager(t, stdioConfig("/nonexistent/mcp-server", nil), Options{NoSpare: true})
+	m, logs := newManager(t, stdioConfig("/nonexistent/mcp-server", nil), Options{NoSpare: true})
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 	r := rawPost(t, m, stdioURL, "", init)
 	body, _ := io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "starting mcp-server") {
+	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "upstream MCP server unavailable") {
 		t.Fatalf("first attempt: %d %s", r.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "starting mcp-server") || !strings.Contains(logs.String(), "retry_in=500ms") {
+		t.Fatalf("spawn failure not logged with its backoff:\n%s", logs.String())
 	}
 	r = rawPost(t, m, stdioURL, "", init)
 	body, _ = io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "keeps failing") {
+	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "/nonexistent") {
 		t.Fatalf("attempt within the backoff: %d %s", r.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "keeps failing") {
+		t.Fatalf("backoff refusal not logged:\n%s", logs.String())
 	}
 }
 
@@ -384,10 +390,13 @@ func TestSSEEndpointOnAnotherOriginRefused(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	m, _ := newManager(t, sseConfig(srv.URL+"/sse"), Options{Client: srv.Client()})
+	m, logs := newManager(t, sseConfig(srv.URL+"/sse"), Options{Client: srv.Client()})
 	r := rawPost(t, m, sseURL, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	body, _ := io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not on the stream's origin") {
-		t.Fatalf("want the endpoint refused, got %d %s", r.StatusCode, body)
+	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "169.254") {
+		t.Fatalf("want the endpoint refused without naming addresses, got %d %s", r.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "not on the stream's origin") {
+		t.Fatalf("refusal not logged:\n%s", logs.String())
 	}
 }

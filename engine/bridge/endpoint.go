@@ -251,7 +251,7 @@ func (ep *Endpoint) post(w http.ResponseWriter, r *http.Request) {
 		defer s.touch(-1)
 		if err := s.c.send(r.Context(), body); err != nil {
 			ep.log.Warn("bridge: sending to upstream failed", "error", err)
-			writeError(w, http.StatusBadGateway, nil, "upstream MCP server unavailable: "+err.Error())
+			writeError(w, http.StatusBadGateway, nil, "upstream MCP server unavailable")
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -274,7 +274,7 @@ func (ep *Endpoint) initialize(w http.ResponseWriter, r *http.Request, body []by
 	c, err := ep.connect(r.Context())
 	if err != nil {
 		ep.log.Warn("bridge: opening an upstream session failed", "error", err)
-		writeError(w, http.StatusServiceUnavailable, p.ID, "upstream MCP server unavailable: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, p.ID, "upstream MCP server unavailable")
 		return
 	}
 	s := newSession(ep, c)
@@ -290,11 +290,12 @@ func (ep *Endpoint) initialize(w http.ResponseWriter, r *http.Request, body []by
 	go s.dispatch()
 	resp, err := s.call(r.Context(), body, p)
 	if err != nil {
+		ep.log.Warn("bridge: upstream initialize failed", "error", err)
 		s.end(fmt.Errorf("initialize failed: %w", err))
 		if ep.stdio != nil {
 			ep.stdio.failed(err)
 		}
-		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server failed to initialize: "+err.Error())
+		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server failed to initialize")
 		return
 	}
 	var res struct {
@@ -550,7 +551,7 @@ func (s *session) request(w http.ResponseWriter, r *http.Request, body []byte, p
 	defer s.unregister(p, sk)
 	if err := s.c.send(r.Context(), body); err != nil {
 		s.ep.log.Warn("bridge: sending to upstream failed", "session", s.logID(), "error", err)
-		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server unavailable: "+err.Error())
+		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server unavailable")
 		return
 	}
 	if !sse {

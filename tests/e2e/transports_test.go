@@ -233,6 +233,42 @@ func TestTransportStdio(t *testing.T) {
 	if got := callTool(t, cs2, "read_graph", map[string]any{}); !strings.Contains(got, "bridges stdio") {
 		t.Errorf("new session: read_graph = %s, want the entity saved to the graph file", got)
 	}
+
+	// Shutting the gateway down stops every process it started (they are
+	// in process groups of their own: the gateway, not the harness, must
+	// stop them).
+	var pids []int
+	for _, rec := range logLines(g.Output(), "bridge: stdio server started") {
+		pids = append(pids, int(rec["pid"].(float64)))
+	}
+	if len(pids) < 3 {
+		t.Errorf("stdio servers started: %v, want at least 3 (a spare, two sessions)", pids)
+	}
+	// Clients leave first: the gateway's shutdown waits for open streams.
+	cs.Close()
+	cs2.Close()
+	if err := g.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Wait(30 * time.Second); err != nil {
+		t.Errorf("gateway exit: %v", err)
+	}
+	for _, pid := range pids {
+		eventuallyE2E(t, fmt.Sprintf("stdio server %d gone", pid), func() bool { return !alive(pid) })
+	}
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	return !strings.HasPrefix(rest, "Z")
 }
 
 // server-everything's legacy SSE transport behind a single-target backend

@@ -293,7 +293,7 @@ func TestStdioSpawnFailureBacksOff(t *testing.T) {
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 	r := rawPost(t, m, stdioURL, "", init)
 	body, _ := io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "upstream MCP server unavailable") {
+	if r.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "upstream MCP server unavailable") {
 		t.Fatalf("first attempt: %d %s", r.StatusCode, body)
 	}
 	if !strings.Contains(logs.String(), "starting mcp-server") || !strings.Contains(logs.String(), "retry_in=500ms") {
@@ -301,7 +301,7 @@ func TestStdioSpawnFailureBacksOff(t *testing.T) {
 	}
 	r = rawPost(t, m, stdioURL, "", init)
 	body, _ = io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "/nonexistent") {
+	if r.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "/nonexistent") {
 		t.Fatalf("attempt within the backoff: %d %s", r.StatusCode, body)
 	}
 	if !strings.Contains(logs.String(), "keeps failing") {
@@ -393,7 +393,7 @@ func TestSSEEndpointOnAnotherOriginRefused(t *testing.T) {
 	m, logs := newManager(t, sseConfig(srv.URL+"/sse"), Options{Client: srv.Client()})
 	r := rawPost(t, m, sseURL, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	body, _ := io.ReadAll(r.Body)
-	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "169.254") {
+	if r.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "169.254") {
 		t.Fatalf("want the endpoint refused without naming addresses, got %d %s", r.StatusCode, body)
 	}
 	if !strings.Contains(logs.String(), "not on the stream's origin") {

@@ -274,7 +274,7 @@ func (ep *Endpoint) initialize(w http.ResponseWriter, r *http.Request, body []by
 	c, err := ep.connect(r.Context())
 	if err != nil {
 		ep.log.Warn("bridge: opening an upstream session failed", "error", err)
-		writeError(w, http.StatusServiceUnavailable, p.ID, "upstream MCP server unavailable")
+		writeError(w, http.StatusBadGateway, p.ID, "upstream MCP server unavailable")
 		return
 	}
 	s := newSession(ep, c)

@@ -224,8 +224,21 @@ func TestTransportStdio(t *testing.T) {
 		}
 		return false
 	})
-	_, err := cs.CallTool(testContext(t, 30*time.Second), &mcp.CallToolParams{Name: "read_graph", Arguments: map[string]any{}})
-	if err == nil {
+	// Documented: the session is gone (404, the client initializes again).
+	req, _ := http.NewRequest(http.MethodPost, g.URL()+"/memory", strings.NewReader(`{"jsonrpc":"2.0","id":5,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", cs.ID())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "session not found") {
+		t.Errorf("request on the killed process's session: %d %s, want 404 session not found", resp.StatusCode, body)
+	}
+	if _, err := cs.CallTool(testContext(t, 30*time.Second), &mcp.CallToolParams{Name: "read_graph", Arguments: map[string]any{}}); err == nil {
 		t.Fatal("a call on the session of a killed process succeeded")
 	}
 	// A new session gets a new process; the graph file outlives it.

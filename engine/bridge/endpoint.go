@@ -498,9 +498,31 @@ func (s *session) call(ctx context.Context, body []byte, p *probe) ([]byte, erro
 				return it.data, nil
 			}
 		case <-s.done:
+			if it, ok := lastItem(sk); ok && it.final {
+				return it.data, nil
+			}
 			return nil, s.endErr()
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// lastItem returns what a sink still holds once its session ended: the
+// upstream may have answered just before it exited. Earlier items are
+// dropped; the final one (a response) is returned.
+func lastItem(sk *sink) (item, bool) {
+	var last item
+	got := false
+	for {
+		select {
+		case it := <-sk.ch:
+			last, got = it, true
+			if it.final {
+				return it, true
+			}
+		default:
+			return last, got
 		}
 	}
 }
@@ -565,6 +587,10 @@ func (s *session) request(w http.ResponseWriter, r *http.Request, body []byte, p
 					return
 				}
 			case <-s.done:
+				if it, ok := lastItem(sk); ok && it.final {
+					writeJSON(w, http.StatusOK, it.data)
+					return
+				}
 				writeJSON(w, http.StatusOK, errorResponse(p.ID, "upstream MCP server ended the session: "+s.endErr().Error()))
 				return
 			case <-r.Context().Done():
@@ -583,6 +609,17 @@ func (s *session) request(w http.ResponseWriter, r *http.Request, body []byte, p
 				return
 			}
 		case <-s.done:
+			for {
+				select {
+				case it := <-sk.ch:
+					if writeEvent(w, it.data) != nil || it.final {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
 			_ = writeEvent(w, errorResponse(p.ID, "upstream MCP server ended the session: "+s.endErr().Error()))
 			return
 		case <-r.Context().Done():

@@ -58,7 +58,7 @@ func (sp *spawner) close() {
 	sp.spare = nil
 	sp.mu.Unlock()
 	if spare != nil {
-		spare.close()
+		spare.discard()
 	}
 }
 
@@ -162,7 +162,7 @@ func (sp *spawner) refill() {
 			sp.mu.Unlock()
 			if closed {
 				if p != nil {
-					p.close()
+					p.discard()
 				}
 				return
 			}
@@ -186,9 +186,20 @@ func (sp *spawner) watchSpare(p *process) {
 	}
 	sp.mu.Unlock()
 	if was {
+		p.discard()
 		sp.failed(fmt.Errorf("spare process exited: %v", p.reason()))
 		sp.refill()
 	}
+}
+
+// discard stops a process no session reads: what it still writes is
+// drained so its reader can see the end of its output.
+func (p *process) discard() {
+	go func() {
+		for range p.msgs {
+		}
+	}()
+	p.close()
 }
 
 // spawn starts one process.

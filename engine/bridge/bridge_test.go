@@ -400,3 +400,23 @@ func TestSSEEndpointOnAnotherOriginRefused(t *testing.T) {
 		t.Fatalf("refusal not logged:\n%s", logs.String())
 	}
 }
+
+func TestIDKey(t *testing.T) {
+	same := [][]string{
+		{`1`, `1.0`, `1e0`, `10e-1`},
+		{`"a"`, `"\u0061"`},
+		{`12345678901234567890123`, `12345678901234567890123.0`},
+	}
+	for _, group := range same {
+		for _, id := range group[1:] {
+			if idKey(json.RawMessage(id)) != idKey(json.RawMessage(group[0])) {
+				t.Errorf("%s and %s are different ids", id, group[0])
+			}
+		}
+	}
+	for _, pair := range [][2]string{{`1e999999999`, `1e999999998`}, {`1`, `"1"`}, {`12345678901234567890123`, `12345678901234567890124`}, {`1`, `2`}} {
+		if idKey(json.RawMessage(pair[0])) == idKey(json.RawMessage(pair[1])) {
+			t.Errorf("%s and %s are the same id", pair[0], pair[1])
+		}
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -163,9 +165,30 @@ func idKey(id json.RawMessage) string {
 	case string:
 		return "s:" + v
 	case json.Number:
+		// 1, 1.0 and 1e0 are one id (a JavaScript server echoes 1.0 as 1).
+		// Exponents are bounded: 1e999999999 must not become a billion
+		// digits.
+		if small(v.String()) {
+			if r, ok := new(big.Rat).SetString(v.String()); ok {
+				return "n:" + r.RatString()
+			}
+		}
 		return "n:" + v.String()
 	}
 	return "raw:" + string(id)
+}
+
+// small reports whether a JSON number is short with a small exponent.
+func small(num string) bool {
+	if len(num) > 128 {
+		return false
+	}
+	i := strings.IndexAny(num, "eE")
+	if i < 0 {
+		return true
+	}
+	e, err := strconv.Atoi(strings.TrimPrefix(num[i+1:], "+"))
+	return err == nil && e >= -400 && e <= 400
 }
 
 func (p *probe) isResponse() bool { return p.Method == nil && hasID(p.ID) }

@@ -371,3 +371,50 @@ spec:
 		t.Errorf("mem_search_nodes = %s", got)
 	}
 }
+
+// A reload that changes a stdio target stops the processes of the old one:
+// its sessions end (404) and new sessions run the new command line.
+func TestTransportStdioReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(file string) string {
+		tg := memoryTarget(t, "memory")
+		i := strings.Index(tg, "MEMORY_FILE_PATH: ")
+		tg = tg[:i] + fmt.Sprintf("MEMORY_FILE_PATH: %q}}}", filepath.Join(dir, file))
+		return transportsConfig(map[string][]string{"memory": {tg}}, "")
+	}
+	g := harness.StartGateway(t, cfg("a.jsonl"))
+	cs := connectPlain(t, g.URL()+"/memory")
+	callTool(t, cs, "create_entities", map[string]any{"entities": []map[string]any{{"name": "before", "entityType": "test", "observations": []string{"in a"}}}})
+	var oldPids []int
+	for _, rec := range logLines(g.Output(), "bridge: stdio server started") {
+		oldPids = append(oldPids, int(rec["pid"].(float64)))
+	}
+
+	if err := os.WriteFile(filepath.Join(g.Dir(), "config.yaml"), []byte(cfg("b.jsonl")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyE2E(t, "the changed configuration active", func() bool { return len(logLines(g.Output(), "configuration active")) >= 2 })
+	for _, pid := range oldPids {
+		eventuallyE2E(t, fmt.Sprintf("old stdio server %d stopped", pid), func() bool { return !alive(pid) })
+	}
+	req, _ := http.NewRequest(http.MethodPost, g.URL()+"/memory", strings.NewReader(`{"jsonrpc":"2.0","id":5,"method":"tools/list"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", cs.ID())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("old session after the reload: status %d, want 404", resp.StatusCode)
+	}
+	cs2 := connectPlain(t, g.URL()+"/memory")
+	if got := callTool(t, cs2, "read_graph", map[string]any{}); strings.Contains(got, "in a") {
+		t.Errorf("new session reads the old graph file: %s", got)
+	}
+	callTool(t, cs2, "create_entities", map[string]any{"entities": []map[string]any{{"name": "after", "entityType": "test", "observations": []string{"in b"}}}})
+	if data, err := os.ReadFile(filepath.Join(dir, "b.jsonl")); err != nil || !strings.Contains(string(data), "in b") {
+		t.Errorf("b.jsonl = %q, %v: the new command line is not the one running", data, err)
+	}
+}

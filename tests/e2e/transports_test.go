@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -416,5 +418,89 @@ func TestTransportStdioReload(t *testing.T) {
 	callTool(t, cs2, "create_entities", map[string]any{"entities": []map[string]any{{"name": "after", "entityType": "test", "observations": []string{"in b"}}}})
 	if data, err := os.ReadFile(filepath.Join(dir, "b.jsonl")); err != nil || !strings.Contains(string(data), "in b") {
 		t.Errorf("b.jsonl = %q, %v: the new command line is not the one running", data, err)
+	}
+}
+
+// server-everything over stdio: the child's environment holds the
+// configured variables and PATH/HOME only (not the gateway's secrets),
+// progress notifications of a long call reach the client, and killing the
+// process during a call answers that call with an error naming the exit.
+func TestTransportStdioEverything(t *testing.T) {
+	node, err := harness.NodeBin()
+	harness.Require(t, err)
+	mods, err := harness.NodeModules()
+	harness.Require(t, err)
+	entry := filepath.Join(mods, "@modelcontextprotocol", "server-everything", "dist", "index.js")
+	// The gateway inherits the test's environment: a session key and
+	// another secret the child must not see.
+	t.Setenv("MCPGATE_SESSION_KEY", strings.Repeat("ab", 32))
+	t.Setenv("MCPGATE_TEST_SECRET", "do-not-pass")
+	g := harness.StartGateway(t, transportsConfig(map[string][]string{"ev": {
+		fmt.Sprintf(`{name: ev, stdio: {cmd: %q, args: [%q, stdio], env: {FOO: bar}}}`, node, entry),
+	}}, ""))
+
+	var mu sync.Mutex
+	var progress []float64
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpgate-e2e", Version: "v0.0.0"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			progress = append(progress, r.Params.Progress)
+			mu.Unlock()
+		}})
+	// Without the GET stream, whose end would be the client's first error.
+	cs, err := client.Connect(testContext(t, 60*time.Second), &mcp.StreamableClientTransport{Endpoint: g.URL() + "/ev", MaxRetries: -1, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+
+	var env map[string]string
+	if err := json.Unmarshal([]byte(callTool(t, cs, "get-env", map[string]any{})), &env); err != nil {
+		t.Fatal(err)
+	}
+	if env["FOO"] != "bar" || env["PATH"] == "" {
+		t.Errorf("child environment %v: want FOO=bar and PATH", env)
+	}
+	for k := range env {
+		if k != "FOO" && k != "PATH" && k != "HOME" {
+			t.Errorf("child environment has %s, which the configuration does not set", k)
+		}
+	}
+
+	res, err := cs.CallTool(testContext(t, 60*time.Second), &mcp.CallToolParams{Name: "trigger-long-running-operation",
+		Arguments: map[string]any{"duration": 0.4, "steps": 2}, Meta: mcp.Meta{"progressToken": "p1"}})
+	if err != nil || res.IsError {
+		t.Fatalf("long-running operation: %v %+v", err, res)
+	}
+	eventuallyE2E(t, "two progress notifications", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(progress) == 2
+	})
+
+	// Kill the process while a call runs.
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(testContext(t, 60*time.Second), &mcp.CallToolParams{Name: "trigger-long-running-operation",
+			Arguments: map[string]any{"duration": 60, "steps": 60}, Meta: mcp.Meta{"progressToken": "p2"}})
+		done <- err
+	}()
+	eventuallyE2E(t, "the long call under way", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(progress) >= 3
+	})
+	started := logLines(g.Output(), "bridge: session started")
+	pid := int(started[len(started)-1]["pid"].(float64))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "upstream MCP server ended the session: stdio server exited: signal: killed") {
+			t.Errorf("call in flight when its process was killed: %v, want the documented error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call in flight was not answered after its process was killed")
 	}
 }

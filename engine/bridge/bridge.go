@@ -215,15 +215,6 @@ func (m *Manager) lookup(host string) *Endpoint {
 	return m.endpoints[strings.ToLower(host)]
 }
 
-// Handler returns the bridge serving the bridge URL's host, nil when the
-// active configuration has none.
-func (m *Manager) Handler(host string) http.Handler {
-	if ep := m.lookup(host); ep != nil {
-		return ep
-	}
-	return nil
-}
-
 // reserve counts one more stdio process, refusing beyond the bound.
 func (m *Manager) reserve() error {
 	m.mu.Lock()

@@ -632,21 +632,30 @@ func (s *session) request(w http.ResponseWriter, r *http.Request, body []byte, p
 				return
 			}
 		case <-s.done:
-			for {
-				select {
-				case it := <-sk.ch:
-					if writeEvent(w, it.data) != nil || it.final {
-						return
-					}
-					continue
-				default:
-				}
-				break
+			// What arrived before the end still goes out, the response
+			// included when there is one.
+			if drained(w, sk) {
+				return
 			}
 			_ = writeEvent(w, errorResponse(p.ID, "upstream MCP server ended the session: "+s.endErr().Error()))
 			return
 		case <-r.Context().Done():
 			return
+		}
+	}
+}
+
+// drained writes what a streaming request's sink still holds; true when
+// that included its response (or the client is gone).
+func drained(w http.ResponseWriter, sk *sink) bool {
+	for {
+		select {
+		case it := <-sk.ch:
+			if writeEvent(w, it.data) != nil || it.final {
+				return true
+			}
+		default:
+			return false
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/engine/authn"
+	"github.com/mcpgate/mcpgate/engine/bridge"
 	"github.com/mcpgate/mcpgate/engine/policy"
 	"github.com/mcpgate/mcpgate/engine/ratelimit"
 	"github.com/mcpgate/mcpgate/ir"
@@ -78,6 +79,10 @@ type Options struct {
 	// key, so sessions do not survive a restart. New panics on a key of
 	// the wrong size.
 	SessionKey []byte
+	// AllowStdio admits stdio targets: the gateway then starts the
+	// configured commands (engine/bridge). Only the standalone gateway sets
+	// it; a configuration with stdio targets fails to activate otherwise.
+	AllowStdio bool
 }
 
 // Gateway serves MCP traffic for the active configuration.
@@ -92,6 +97,9 @@ type Gateway struct {
 	// (asmeta.go); its cache outlives activations.
 	oauth    *oauthProxy // sessions seals and opens the session ids of multi-target backends.
 	sessions *sessionCodec
+	// bridges serve the targets of other transports than Streamable HTTP
+	// (legacy SSE, stdio) in process, behind opts.Upstream.
+	bridges *bridge.Manager
 }
 
 // New returns a gateway with no configuration: every request gets 503 until
@@ -135,8 +143,14 @@ func New(opts Options) *Gateway {
 	if err != nil {
 		panic("engine: " + err.Error())
 	}
-	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog, oauth: newOAuthProxy(opts.Authn.HTTPClient, opts.Logger), sessions: sessions}
+	bridges := bridge.NewManager(bridge.Options{Logger: opts.Logger, Client: opts.Upstream, AllowStdio: opts.AllowStdio})
+	opts.Upstream = bridge.Wrap(opts.Upstream, bridges)
+	return &Gateway{opts: opts, log: opts.Logger, metrics: opts.Metrics, decisionLog: opts.DecisionLog, oauth: newOAuthProxy(opts.Authn.HTTPClient, opts.Logger), sessions: sessions, bridges: bridges}
 }
+
+// Close ends the bridged upstream sessions and stops the stdio servers the
+// gateway started, waiting for them until ctx ends.
+func (g *Gateway) Close(ctx context.Context) { g.bridges.Close(ctx) }
 
 // Metrics returns the gateway's metrics (for the admin listener).
 func (g *Gateway) Metrics() *Metrics { return g.metrics }
@@ -240,7 +254,14 @@ func (g *Gateway) activate(ctx context.Context, b *bundle.Bundle) error {
 	for _, l := range b.Config.Listeners {
 		s.listeners[l.Port] = g.router(s, l)
 	}
+	if err := g.bridges.Prepare(b.Config); err != nil {
+		for _, c := range created {
+			c.Close()
+		}
+		return fmt.Errorf("%w: %v", ErrActivate, err)
+	}
 	g.snap.Store(s)
+	g.bridges.Prune(b.Config)
 	if old != nil {
 		var stale []*authn.Verifier
 		for k, e := range old.verifiers {

@@ -104,11 +104,36 @@ type Backend struct {
 }
 
 // Target is one upstream MCP server, its address resolved.
+//
+// The request path speaks Streamable HTTP to URL. A target of another
+// transport (legacy SSE, stdio) is bridged: URL is then a bridge URL on the
+// reserved domain BridgeDomain, which never reaches the network (the
+// gateway's upstream client hands it to an in-process bridge, engine/bridge),
+// and SSEURL or Stdio says what the bridge talks to.
 type Target struct {
 	Name     string `json:"name"`
 	URL      string `json:"url"`      // e.g. http://127.0.0.1:3001/mcp
-	Protocol string `json:"protocol"` // StreamableHTTP | SSE
+	Protocol string `json:"protocol"` // StreamableHTTP | SSE | Stdio
+	// SSEURL is the legacy (2024-11-05) SSE endpoint of a Protocol SSE
+	// target, e.g. http://127.0.0.1:3001/sse.
+	SSEURL string `json:"sse_url,omitempty"`
+	// Stdio is the command of a Protocol Stdio target (standalone only).
+	Stdio *Stdio `json:"stdio,omitempty"`
 }
+
+// Stdio is a local MCP server the gateway starts and talks to over its
+// standard input and output, one process per upstream session.
+type Stdio struct {
+	Cmd  string            `json:"cmd"`
+	Args []string          `json:"args,omitempty"`
+	Env  map[string]string `json:"env,omitempty"` // the child's whole environment, with PATH and HOME added when unset
+}
+
+// BridgeDomain is the reserved domain of bridge URLs: "http://<id>.stdio."+
+// BridgeDomain+"/mcp" and "http://<id>.sse."+BridgeDomain+"/mcp". .invalid
+// never resolves (RFC 6761), so a bridge URL cannot collide with a real
+// upstream.
+const BridgeDomain = "mcpgate.invalid"
 
 // Authn is one authentication policy, resolved to the addresses Go needs to
 // verify tokens and the metadata it serves.

@@ -29,6 +29,11 @@ type Resources struct {
 	// reaches an address outside Kubernetes (the --resolve flag).
 	Resolve map[string]string
 
+	// AllowStdio admits stdio targets (AgentgatewayBackend
+	// spec.mcp.targets[].stdio), which make the gateway start processes.
+	// The standalone gateway sets it; the Kubernetes controller never does.
+	AllowStdio bool
+
 	// Sources maps an object ("Kind ns/name") to where it came from (a file
 	// and document), so errors can name it.
 	Sources map[string]string

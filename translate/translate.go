@@ -6,6 +6,9 @@
 package translate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -208,18 +211,22 @@ func (t *translator) backend(b *v1alpha1.AgentgatewayBackend) *ir.Backend {
 			continue
 		}
 		seen[tg.Name] = true
-		if tg.Static == nil {
+		var target ir.Target
+		good := false
+		switch {
+		case tg.Static != nil && tg.Stdio != nil:
+			t.fail(kind, ns, name, field, "set exactly one of static and stdio")
+		case tg.Stdio != nil:
+			target, good = t.stdioTarget(kind, ns, name, field+".stdio", be.Key, tg.Name, tg.Stdio)
+		case tg.Static != nil:
+			target, good = t.target(kind, ns, name, field+".static", tg.Name, tg.Static)
+			if good && target.Protocol == "SSE" {
+				target = bridged(target, "sse", be.Key)
+			}
+		default:
 			t.fail(kind, ns, name, field+".static", "required (selector targets need Kubernetes service discovery, not supported yet)")
-			ok = false
-			continue
 		}
-		target, good := t.target(kind, ns, name, field+".static", tg.Name, tg.Static)
 		if !good {
-			ok = false
-			continue
-		}
-		if len(m.Targets) > 1 && target.Protocol == "SSE" {
-			t.fail(kind, ns, name, field+".static.protocol", "SSE targets are not supported in a backend with several targets (yet)")
 			ok = false
 			continue
 		}
@@ -274,6 +281,51 @@ func (t *translator) target(kind, ns, name, field, tname string, s *v1alpha1.Mcp
 	}
 	u := &url.URL{Scheme: "http", Host: hostport, Path: path}
 	return ir.Target{Name: tname, URL: u.String(), Protocol: proto}, true
+}
+
+// stdioTarget translates a stdio target: allowed only when the resources
+// say so (the standalone gateway; never the Kubernetes controller).
+func (t *translator) stdioTarget(kind, ns, name, field, backend, tname string, s *v1alpha1.StdioTarget) (ir.Target, bool) {
+	if !t.res.AllowStdio {
+		t.fail(kind, ns, name, field, "stdio targets are supported by the standalone gateway (gateway run) only: the Kubernetes controller never starts processes from cluster objects; run the server behind Streamable HTTP instead")
+		return ir.Target{}, false
+	}
+	if strings.TrimSpace(s.Cmd) == "" {
+		t.fail(kind, ns, name, field+".cmd", "required")
+		return ir.Target{}, false
+	}
+	for k := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			t.fail(kind, ns, name, field+".env", "invalid variable name %q", k)
+			return ir.Target{}, false
+		}
+	}
+	st := &ir.Stdio{Cmd: s.Cmd, Args: append([]string(nil), s.Args...)}
+	if len(s.Env) > 0 {
+		st.Env = make(map[string]string, len(s.Env))
+		for k, v := range s.Env {
+			st.Env[k] = v
+		}
+	}
+	return bridged(ir.Target{Name: tname, Protocol: "Stdio", Stdio: st}, "stdio", backend), true
+}
+
+// bridged gives a target of another transport than Streamable HTTP its
+// bridge URL (ir.BridgeDomain): a legacy SSE target keeps its address in
+// SSEURL. The host label hashes the backend, the target and what it talks
+// to, so a changed target gets a new bridge (and its processes or streams
+// are ended) while an unchanged one keeps its sessions across reloads.
+func bridged(tg ir.Target, kind, backend string) ir.Target {
+	if kind == "sse" {
+		tg.SSEURL, tg.URL = tg.URL, ""
+	}
+	spec, _ := json.Marshal(struct {
+		Backend string
+		Target  ir.Target
+	}{backend, tg})
+	sum := sha256.Sum256(spec)
+	tg.URL = "http://" + hex.EncodeToString(sum[:10]) + "." + kind + "." + ir.BridgeDomain + "/mcp"
+	return tg
 }
 
 // resolveHost applies --resolve to a literal host.

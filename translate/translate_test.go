@@ -26,7 +26,8 @@ type golden struct {
 
 // TestGolden translates every testdata/<case>.in.yaml and compares the IR and
 // the errors with testdata/<case>.out.json. A line "# resolve: FROM=TO" in
-// the input adds a --resolve entry.
+// the input adds a --resolve entry; a line "# allow-stdio" admits stdio
+// targets, as the standalone gateway does.
 func TestGolden(t *testing.T) {
 	ins, err := filepath.Glob("testdata/*.in.yaml")
 	if err != nil || len(ins) == 0 {
@@ -41,6 +42,9 @@ func TestGolden(t *testing.T) {
 			}
 			res := &translate.Resources{Sources: map[string]string{}, Resolve: map[string]string{}}
 			for _, line := range strings.Split(string(src), "\n") {
+				if strings.TrimSpace(line) == "# allow-stdio" {
+					res.AllowStdio = true
+				}
 				if r, ok := strings.CutPrefix(line, "# resolve: "); ok {
 					from, to, _ := strings.Cut(strings.TrimSpace(r), "=")
 					res.Resolve[from] = to

@@ -109,6 +109,7 @@ func (s *sourceFlags) compile(override func(*ir.Config) error) (*bundle.Bundle, 
 		return nil, err
 	}
 	loaded.Resources.Resolve = resolve
+	loaded.Resources.AllowStdio = true // standalone: stdio targets are the operator's own commands
 	res, err := translate.Translate(loaded.Resources)
 	if err != nil {
 		return nil, err
@@ -166,6 +167,7 @@ func run(args []string) error {
 	src.register(fs)
 	var dp dataplane.Flags
 	dp.Register(fs)
+	dp.AllowStdio = true // standalone: stdio targets are the operator's own commands
 	bundlePath := fs.String("bundle", "", "serve a bundle written by 'gateway bundle' instead of YAML")
 	port := fs.Int("port", 0, "override the port of the Gateway's listener (only with a single listener)")
 	watch := fs.Duration("watch", time.Second, "how often to check the -f files for changes (0: never); a valid change is activated, an invalid one logged while the running configuration keeps serving")

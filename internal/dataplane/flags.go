@@ -42,6 +42,10 @@ type Flags struct {
 	HeaderTimeout   *time.Duration
 	IdleTimeout     *time.Duration
 	Obs             ObsFlags
+	// AllowStdio lets the gateway start the stdio targets of its
+	// configuration: set by `gateway run` (standalone), never by the
+	// controller.
+	AllowStdio bool
 }
 
 func (d *Flags) Register(fs *flag.FlagSet) {
@@ -95,8 +99,11 @@ func (d *Flags) Gateway(ctx context.Context, log *slog.Logger, version string) (
 	}
 	limiter := ratelimit.New(ratelimit.Options{RedisAddr: *d.RedisAddr, Logger: log})
 	gw = engine.New(engine.Options{Logger: log, MaxBodyBytes: *d.MaxBody, Limiter: limiter, RateLimitFailOpen: *d.FailureMode == "FailOpen",
-		UpstreamTimeout: *d.UpstreamTimeout, BodyTimeout: *d.BodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.Obs.NoCache, SessionKey: sessionKey})
+		UpstreamTimeout: *d.UpstreamTimeout, BodyTimeout: *d.BodyTimeout, DecisionLog: dlog, Tracer: tracer, NoDecisionCache: d.Obs.NoCache, SessionKey: sessionKey, AllowStdio: d.AllowStdio})
 	return gw, func() {
+		bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		gw.Close(bctx) // stdio servers stopped
+		bcancel()
 		limiter.Close()
 		_ = dlogClose.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

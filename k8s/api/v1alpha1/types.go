@@ -103,13 +103,34 @@ const (
 
 // McpTargetSelector names one MCP target.
 //
-// +kubebuilder:validation:ExactlyOneOf=static
+// +kubebuilder:validation:ExactlyOneOf=static;stdio
 type McpTargetSelector struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	Name   string     `json:"name"`
 	Static *McpTarget `json:"static,omitempty"`
+	// Stdio is a local MCP server the gateway starts, as in agentgateway's
+	// local configuration. An mcpgate extension for the standalone gateway
+	// only: the Kubernetes controller refuses it (it never starts processes
+	// from cluster objects).
+	Stdio *StdioTarget `json:"stdio,omitempty"`
+}
+
+// StdioTarget is a command the standalone gateway runs, one process per
+// upstream session, speaking MCP over its standard input and output.
+type StdioTarget struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Cmd string `json:"cmd"`
+	// +kubebuilder:validation:MaxItems=128
+	// +optional
+	Args []string `json:"args,omitempty"`
+	// Env is the child's environment; the gateway adds only PATH and HOME
+	// (from its own) when they are not set here.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // McpTarget is a static MCP destination: a host or a Service in the

@@ -17,19 +17,7 @@ func thousandPolicies(n int) string {
 	var b strings.Builder
 	b.WriteString(fedYAML("3001", "3002", "FailClosed", "Conditional", ""))
 	for i := range n {
-		fmt.Fprintf(&b, `---
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayPolicy
-metadata: {name: deny-%04d, namespace: team}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
-  backend:
-    mcp:
-      authorization:
-        action: Deny
-        policy:
-          matchExpressions: ['mcp.tool.name == "no-such-tool-%d"']
-`, i, i)
+		b.WriteString(routePolicy(fmt.Sprintf("deny-%04d", i), "Deny", fmt.Sprintf(`mcp.tool.name == "no-such-tool-%d"`, i)))
 	}
 	return b.String()
 }

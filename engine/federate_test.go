@@ -216,20 +216,7 @@ func TestFederationFailureMode(t *testing.T) {
 // and in the list phase.
 func TestFederationAuthz(t *testing.T) {
 	a, b := newSDKServer(t, "a", 0), newSDKServer(t, "b", 0)
-	policy := `---
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayPolicy
-metadata: {name: only-one-of-b, namespace: team}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
-  backend:
-    mcp:
-      authorization:
-        action: Deny
-        policy:
-          matchExpressions:
-          - 'mcp.tool.target == "b" && mcp.tool.name != "one"'
-`
+	policy := routePolicy("only-one-of-b", "Deny", `mcp.tool.target == "b" && mcp.tool.name != "one"`)
 	e := newFedEnv(t, fedYAML(a.port(), b.port(), "FailClosed", "Conditional", policy))
 	resp := e.post(t, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -294,19 +294,7 @@ func TestServerIDMapping(t *testing.T) {
 func TestFederationPrefixNever(t *testing.T) {
 	a := newSDKServer(t, "a", 0)
 	_, pb := richServer(t, "b")
-	policy := `---
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayPolicy
-metadata: {name: no-confirm-on-b, namespace: team}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
-  backend:
-    mcp:
-      authorization:
-        action: Deny
-        policy:
-          matchExpressions: ['mcp.tool.target == "b" && mcp.tool.name == "confirm"']
-`
+	policy := routePolicy("no-confirm-on-b", "Deny", `mcp.tool.target == "b" && mcp.tool.name == "confirm"`)
 	e := newFedEnv(t, fedYAML(a.port(), pb, "FailClosed", "Never", policy))
 	c := connect(t, e)
 	ctx := context.Background()

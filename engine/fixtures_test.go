@@ -526,3 +526,22 @@ func dataOf(ev string) string {
 	}
 	return strings.Join(data, "\n")
 }
+
+// routePolicy is an AgentgatewayPolicy document with one authorization
+// rule (action Allow, Deny or Require) on HTTPRoute team/mcp, the route of
+// fedYAML.
+func routePolicy(name, action, expr string) string {
+	return fmt.Sprintf(`---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: %s, namespace: team}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
+  backend:
+    mcp:
+      authorization:
+        action: %s
+        policy:
+          matchExpressions: ['%s']
+`, name, action, strings.ReplaceAll(expr, "'", "''"))
+}

@@ -419,19 +419,7 @@ func TestListFilterNoRulesPassesThrough(t *testing.T) {
 func TestLongListItemwise(t *testing.T) {
 	srv := benchTools(t, 400)
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
-	yaml := strings.Replace(fedYAML(port, port, "FailClosed", "Conditional", `---
-apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayPolicy
-metadata: {name: hide-some, namespace: team}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mcp}]
-  backend:
-    mcp:
-      authorization:
-        action: Deny
-        policy:
-          matchExpressions: ['mcp.tool.name.endsWith("7") || mcp.tool.name == "tool-100"']
-`), "    - {name: b, static: {host: 127.0.0.1, port: "+port+", path: /mcp}}\n", "", 1)
+	yaml := strings.Replace(fedYAML(port, port, "FailClosed", "Conditional", routePolicy("hide-some", "Deny", `mcp.tool.name.endsWith("7") || mcp.tool.name == "tool-100"`)), "    - {name: b, static: {host: 127.0.0.1, port: "+port+", path: /mcp}}\n", "", 1)
 	lists := map[bool][]string{}
 	for _, cached := range []bool{true, false} {
 		e := &env{gw: New(Options{NoDecisionCache: !cached})}

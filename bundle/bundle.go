@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
@@ -38,6 +40,12 @@ type Bundle struct {
 	Revision string
 	Modules  map[string]string // path inside the bundle -> Rego source
 	Config   *ir.Config
+
+	// compiled is what New compiled, handed to the first Compile after it
+	// (activation) so the modules are not compiled twice. It is kept with
+	// the map it was compiled from: a Bundle whose Modules were replaced
+	// compiles them.
+	compiled atomic.Pointer[compiledModules]
 }
 
 // New builds a bundle from the IR and modules, checking that the modules
@@ -45,9 +53,11 @@ type Bundle struct {
 // content, so the same input always gives the same revision.
 func New(cfg *ir.Config, modules map[string]string) (*Bundle, error) {
 	b := &Bundle{Modules: modules, Config: cfg}
-	if _, err := b.Compile(); err != nil {
+	c, err := b.Compile()
+	if err != nil {
 		return nil, err
 	}
+	b.compiled.Store(&compiledModules{c, modules})
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding config: %v", ErrBundle, err)
@@ -61,8 +71,22 @@ func New(cfg *ir.Config, modules map[string]string) (*Bundle, error) {
 	return b, nil
 }
 
+type compiledModules struct {
+	compiler *ast.Compiler
+	modules  map[string]string
+}
+
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
 // Compile parses and compiles the modules; errors name file, line and column.
+// The first call after New returns what New compiled; later calls compile
+// again (each caller gets a compiler of its own).
 func (b *Bundle) Compile() (*ast.Compiler, error) {
+	if c := b.compiled.Swap(nil); c != nil && sameMap(c.modules, b.Modules) {
+		return c.compiler, nil
+	}
 	parsed := make(map[string]*ast.Module, len(b.Modules))
 	var errs []error
 	for _, p := range sortedKeys(b.Modules) {

@@ -299,3 +299,21 @@ func TestReadForeignBundle(t *testing.T) {
 	assert.Equal(t, cfg, got.Config)
 	assert.Len(t, got.Modules, len(mcprego.Modules()))
 }
+
+// Activation gets the compiler New built (the modules are compiled once);
+// a bundle whose modules were replaced compiles them, errors included.
+func TestCompileReusesNew(t *testing.T) {
+	b, err := bundle.New(quickstart(t), userModule())
+	require.NoError(t, err)
+	first, err := b.Compile()
+	require.NoError(t, err)
+	again, err := b.Compile()
+	require.NoError(t, err)
+	require.NotSame(t, first, again, "a second caller gets a compiler of its own")
+
+	c, err := bundle.New(quickstart(t), userModule())
+	require.NoError(t, err)
+	c.Modules = map[string]string{"mcpgate/user/x.rego": "package x\n\np := \n"}
+	_, err = c.Compile()
+	require.Error(t, err)
+}

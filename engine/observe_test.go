@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpgate/mcpgate/bundle"
 	"github.com/mcpgate/mcpgate/k8s/load"
 	"github.com/mcpgate/mcpgate/translate"
 )
@@ -167,9 +168,9 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	assert.Equal(t, -1.0, metricValue(fams, "mcpgate_upstream_errors_total", nil), "no upstream errors were counted")
 
 	// A refused activation is counted and changes nothing.
-	bad := *o.bundle
-	bad.Modules = map[string]string{"mcpgate/decision.rego": "package mcpgate\n\ndecision := "}
-	require.Error(t, o.gw.Activate(context.Background(), &bad))
+	bad := &bundle.Bundle{Revision: o.bundle.Revision, Config: o.bundle.Config,
+		Modules: map[string]string{"mcpgate/decision.rego": "package mcpgate\n\ndecision := "}}
+	require.Error(t, o.gw.Activate(context.Background(), bad))
 	fams = o.scrape(t)
 	assert.Equal(t, 1.0, metricValue(fams, "mcpgate_bundle_activations_total", map[string]string{"result": "error"}))
 	assert.Equal(t, 1.0, metricValue(fams, "mcpgate_bundle_info", map[string]string{"revision": o.bundle.Revision}))

@@ -132,11 +132,18 @@ func checkBody(body ast.Body) error {
 	if err != nil {
 		return err
 	}
+	return compileBody(parsed, parsed.Rules[0].Body)
+}
+
+// compileBody compiles a parsed rule body of mod as a query against the
+// compiled prelude, in mod's package and with its imports: the type and
+// safety checks module compilation would run on it, without compiling the
+// prelude again.
+func compileBody(mod *ast.Module, body ast.Body) error {
 	comp, err := preludeCompiler()
 	if err != nil {
 		return err
 	}
-	body = parsed.Rules[0].Body
 	// Module compilation turns body-level == into unification before type checking, query
 	// compilation does not; do it here so the type checker judges the body as in a module.
 	ast.WalkExprs(body, func(e *ast.Expr) bool {
@@ -145,7 +152,7 @@ func checkBody(body ast.Body) error {
 		}
 		return false
 	})
-	qctx := ast.NewQueryContext().WithPackage(parsed.Package).WithImports(parsed.Imports)
+	qctx := ast.NewQueryContext().WithPackage(mod.Package).WithImports(mod.Imports)
 	queryCompile.Lock()
 	defer queryCompile.Unlock()
 	if _, err := comp.QueryCompiler().WithContext(qctx).Compile(body); err != nil {
@@ -174,20 +181,22 @@ func roundTrip(mod *ast.Module, text string) (*ast.Module, error) {
 	return parsed, nil
 }
 
-// check parses the printed module back (roundTrip) and compiles it with the prelude.
+// check parses the printed module back (roundTrip) and compiles each of its
+// rule bodies against the compiled prelude (compileBody). The rest of the
+// module is fixed by Module itself (package, the prelude import, heads
+// `<name> := true`, names checked by checkRuleName), so this is what
+// compiling the module with the prelude would find, at a fraction of the
+// cost: translating 1,000 policies took seconds when each module was
+// compiled with the prelude.
 func check(mod *ast.Module, text string) error {
 	parsed, err := roundTrip(mod, text)
 	if err != nil {
 		return err
 	}
-	prelude, err := parsedPrelude()
-	if err != nil {
-		return fmt.Errorf("cel: prelude: %w", err)
-	}
-	compiler := ast.NewCompiler()
-	compiler.Compile(map[string]*ast.Module{PreludePath: prelude.Copy(), "generated.rego": parsed})
-	if compiler.Failed() {
-		return fmt.Errorf("cel: generated module does not compile: %w", compiler.Errors)
+	for _, r := range parsed.Rules {
+		if err := compileBody(parsed, r.Body.Copy()); err != nil {
+			return fmt.Errorf("cel: rule %v: %w", r.Head.Name, err)
+		}
 	}
 	return nil
 }

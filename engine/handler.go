@@ -22,6 +22,9 @@ var supportedVersions = map[string]bool{
 	"2024-11-05": true, "2025-03-26": true, "2025-06-18": true, "2025-11-25": true,
 }
 
+// supportedVersionList is supportedVersions, newest first.
+var supportedVersionList = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+
 // latestVersion is offered when the gateway opens an upstream session itself.
 const latestVersion = "2025-11-25"
 
@@ -73,10 +76,6 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONRPCError(w, http.StatusForbidden, nil, mcp.CodeInvalidRequest, "origin not allowed", nil)
 		return
 	}
-	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !supportedVersions[v] {
-		writeJSONRPCError(w, http.StatusBadRequest, nil, mcp.CodeInvalidRequest, "unsupported MCP-Protocol-Version "+strconvQuote(v), nil)
-		return
-	}
 	if h.targetU == nil {
 		writeJSONRPCError(w, http.StatusBadGateway, nil, mcp.CodeInternalError, "route has no upstream", nil)
 		return
@@ -102,6 +101,13 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeJSONRPCError(w, http.StatusMethodNotAllowed, nil, mcp.CodeInvalidRequest, "method not allowed", nil)
+		return
+	}
+	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !supportedVersions[v] {
+		// As SEP-2575 asks: the versions the gateway speaks, so a client
+		// trying a newer one (server/discover) falls back to initialize.
+		writeJSONRPCError(w, http.StatusBadRequest, idOf(msg), mcp.CodeUnsupportedProtocolVersion,
+			"unsupported MCP-Protocol-Version "+strconvQuote(v), map[string]any{"supported": supportedVersionList, "requested": v})
 		return
 	}
 

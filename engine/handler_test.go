@@ -401,7 +401,8 @@ func TestNotificationsAndResponses(t *testing.T) {
 }
 
 // Malformed messages are refused before anything else happens, with the
-// JSON-RPC error the spec asks for and id null.
+// JSON-RPC error the spec asks for and id null (the request's id where the
+// message itself is well formed).
 func TestMalformedRequests(t *testing.T) {
 	e := newEnv(t, Options{MaxBodyBytes: 64 << 10})
 	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":"` + strings.Repeat("x", 70<<10) + `"}}}`
@@ -412,7 +413,8 @@ func TestMalformedRequests(t *testing.T) {
 		body   string
 		hdr    map[string]string
 		status int
-		code   int // 0: no JSON-RPC body check
+		code   int    // 0: no JSON-RPC body check
+		id     string // "": null
 	}{
 		{name: "invalid JSON", body: `{"jsonrpc":"2.0",`, status: 400, code: -32700},
 		{name: "not JSON", body: `hello`, status: 400, code: -32700},
@@ -425,7 +427,7 @@ func TestMalformedRequests(t *testing.T) {
 		{name: "wrong content type", body: toolsList, hdr: map[string]string{"Content-Type": "text/plain"}, status: 415, code: -32600},
 		{name: "no content type", body: toolsList, hdr: map[string]string{"Content-Type": ""}, status: 415, code: -32600},
 		{name: "form content type", body: toolsList, hdr: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, status: 415, code: -32600},
-		{name: "unsupported protocol version", body: toolsList, hdr: map[string]string{"Mcp-Protocol-Version": "1999-01-01"}, status: 400, code: -32600},
+		{name: "unsupported protocol version", body: toolsList, hdr: map[string]string{"Mcp-Protocol-Version": "1999-01-01"}, status: 400, code: -32022, id: "1"},
 		{name: "foreign origin", body: toolsList, hdr: map[string]string{"Origin": "http://evil.example"}, status: 403, code: -32600},
 		{name: "foreign origin on the same host name", body: toolsList, hdr: map[string]string{"Origin": "http://127.0.0.1:1"}, status: 403, code: -32600},
 		{name: "unparseable origin", body: toolsList, hdr: map[string]string{"Origin": "::not a url"}, status: 403, code: -32600},
@@ -454,7 +456,11 @@ func TestMalformedRequests(t *testing.T) {
 			assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 			er := decodeRPCError(t, body)
 			assert.Equal(t, tt.code, er.Error.Code, "message %q", er.Error.Message)
-			assert.Equal(t, "null", string(er.ID))
+			wantID := tt.id
+			if wantID == "" {
+				wantID = "null"
+			}
+			assert.Equal(t, wantID, string(er.ID))
 			assert.NotEmpty(t, er.Error.Message)
 			assert.Empty(t, e.upstream.received(), "nothing reaches the upstream")
 		})
@@ -861,4 +867,32 @@ func big2bytes(e int) []byte {
 		out = append([]byte{byte(e)}, out...)
 	}
 	return out
+}
+
+// A protocol version the gateway does not speak gets SEP-2575's answer: 400,
+// -32022 with the versions it does speak and the request's id, so a client
+// trying a newer revision falls back to initialize.
+func TestUnsupportedProtocolVersion(t *testing.T) {
+	require.Len(t, supportedVersionList, len(supportedVersions))
+	for _, v := range supportedVersionList {
+		require.True(t, supportedVersions[v], v)
+	}
+	e := newEnv(t, Options{})
+	resp := e.post(t, `{"jsonrpc":"2.0","id":"d1","method":"server/discover"}`, map[string]string{"Mcp-Protocol-Version": "2026-07-28"})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	var got struct {
+		ID    string `json:"id"`
+		Error struct {
+			Code int `json:"code"`
+			Data struct {
+				Supported []string `json:"supported"`
+				Requested string   `json:"requested"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(readBody(t, resp)), &got))
+	require.Equal(t, "d1", got.ID)
+	require.Equal(t, -32022, got.Error.Code)
+	require.Equal(t, supportedVersionList, got.Error.Data.Supported)
+	require.Equal(t, "2026-07-28", got.Error.Data.Requested)
 }

@@ -24,6 +24,9 @@ const (
 	CodeMethodNotFound = -32601
 	CodeInvalidParams  = -32602
 	CodeInternalError  = -32603
+	// CodeUnsupportedProtocolVersion answers a MCP-Protocol-Version the
+	// gateway does not speak (MCP, SEP-2575).
+	CodeUnsupportedProtocolVersion = -32022
 )
 
 // maxDepth bounds nesting so a hostile body cannot exhaust the stack.

@@ -631,8 +631,20 @@ func withPrefixedMember(obj jsontext.Value, name, prefix string) (jsontext.Value
 
 // replaceString returns the JSON object obj with the string at path (member
 // names, outermost first) replaced by fn(it), every other byte as it was.
-// Duplicate member names are an error, as everywhere the gateway reads JSON.
 func replaceString(obj jsontext.Value, path []string, fn func(string) string) (jsontext.Value, error) {
+	return replaceValue(obj, path, func(val jsontext.Value) (jsontext.Value, error) {
+		var v string
+		if err := jsonv2.Unmarshal(val, &v); err != nil {
+			return nil, fmt.Errorf("%s is not a string", path[len(path)-1])
+		}
+		return jsonv2.Marshal(fn(v))
+	})
+}
+
+// replaceValue returns the JSON object obj with the value at path (member
+// names, outermost first) replaced by fn(it), every other byte as it was.
+// Duplicate member names are an error, as everywhere the gateway reads JSON.
+func replaceValue(obj jsontext.Value, path []string, fn func(jsontext.Value) (jsontext.Value, error)) (jsontext.Value, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(obj))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, errors.New("not a JSON object")
@@ -653,17 +665,12 @@ func replaceString(obj jsontext.Value, path []string, fn func(string) string) (j
 			continue
 		}
 		if len(path) > 1 {
-			if nv, err = replaceString(val, path[1:], fn); err != nil {
-				return nil, fmt.Errorf("%s: %w", path[0], err)
-			}
+			nv, err = replaceValue(val, path[1:], fn)
 		} else {
-			var v string
-			if err := jsonv2.Unmarshal(val, &v); err != nil {
-				return nil, fmt.Errorf("%s is not a string", path[0])
-			}
-			if nv, err = jsonv2.Marshal(fn(v)); err != nil {
-				return nil, err
-			}
+			nv, err = fn(val)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path[0], err)
 		}
 		end = int(dec.InputOffset())
 		start = end - len(val)

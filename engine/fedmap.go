@@ -82,107 +82,61 @@ func (f *federation) targetOfEventID(id string) (ir.Target, string, bool) {
 }
 
 // fromTarget returns the rewrite for messages target t sends the client;
-// method is the client request they answer ("" on a GET stream). Messages
-// needing no change are returned as they came, byte for byte.
+// method is the client request they answer ("" on a GET stream). Only the
+// values mapped change; messages needing no change are returned as they
+// came, byte for byte.
 func (f *federation) fromTarget(t ir.Target, method string) rewriteFunc {
 	readResult := method == "resources/read" && f.prefixed
+	mapID := func(v jsontext.Value) (jsontext.Value, error) { return mapServerID(t.Name, v), nil }
+	prefixURI := func(v string) string { return t.Name + "+" + v }
 	return func(data []byte) ([]byte, error) {
-		hasMethod := bytes.Contains(data, []byte(`"method"`))
-		if !hasMethod && !readResult {
+		if !readResult && !bytes.Contains(data, []byte(`"method"`)) {
 			return data, nil
 		}
-		var env map[string]jsontext.Value
-		if err := jsonv2.Unmarshal(data, &env); err != nil {
+		var probe struct {
+			Method *string        `json:"method"`
+			ID     jsontext.Value `json:"id"`
+		}
+		if jsonv2.Unmarshal(data, &probe) != nil {
 			return data, nil // not ours to judge: relayed as it came
 		}
-		changed := false
-		var m string
-		if raw, ok := env["method"]; ok && jsonv2.Unmarshal(raw, &m) == nil {
-			if id, ok := env["id"]; ok {
-				env["id"] = mapServerID(t.Name, id)
-				changed = true
+		// A member a message lacks is left alone: each step keeps the
+		// message as it was when it fails.
+		out := jsontext.Value(data)
+		try := func(b jsontext.Value, err error) {
+			if err == nil {
+				out = b
 			}
-			switch m {
+		}
+		switch {
+		case probe.Method != nil:
+			if probe.ID != nil {
+				try(replaceValue(out, []string{"id"}, mapID))
+			}
+			switch *probe.Method {
 			case "notifications/resources/updated":
 				if f.prefixed {
-					changed = setNested(env, []string{"params", "uri"}, func(v string) string { return t.Name + "+" + v }) || changed
+					try(replaceString(out, []string{"params", "uri"}, prefixURI))
 				}
 			case "notifications/cancelled":
-				changed = mapNested(env, []string{"params", "requestId"}, func(v jsontext.Value) jsontext.Value { return mapServerID(t.Name, v) }) || changed
+				try(replaceValue(out, []string{"params", "requestId"}, mapID))
 			}
-		} else if readResult {
-			changed = prefixContents(env, t.Name) || changed
+		case readResult:
+			try(replaceValue(out, []string{"result", "contents"}, func(v jsontext.Value) (jsontext.Value, error) {
+				var contents []jsontext.Value
+				if err := jsonv2.Unmarshal(v, &contents); err != nil {
+					return nil, err
+				}
+				for i, c := range contents {
+					if b, err := replaceString(c, []string{"uri"}, prefixURI); err == nil {
+						contents[i] = b
+					}
+				}
+				return jsonv2.Marshal(contents)
+			}))
 		}
-		if !changed {
-			return data, nil
-		}
-		return jsonv2.Marshal(env, jsonv2.Deterministic(true))
+		return out, nil
 	}
-}
-
-// prefixContents prefixes result.contents[].uri of a resources/read answer.
-func prefixContents(env map[string]jsontext.Value, target string) bool {
-	var res map[string]jsontext.Value
-	if jsonv2.Unmarshal(env["result"], &res) != nil {
-		return false
-	}
-	var contents []map[string]jsontext.Value
-	if jsonv2.Unmarshal(res["contents"], &contents) != nil {
-		return false
-	}
-	changed := false
-	for _, c := range contents {
-		var uri string
-		if jsonv2.Unmarshal(c["uri"], &uri) == nil && uri != "" {
-			c["uri"], _ = jsonv2.Marshal(target + "+" + uri)
-			changed = true
-		}
-	}
-	if !changed {
-		return false
-	}
-	res["contents"], _ = jsonv2.Marshal(contents, jsonv2.Deterministic(true))
-	env["result"], _ = jsonv2.Marshal(res, jsonv2.Deterministic(true))
-	return true
-}
-
-// setNested replaces the string at path in env by fn(it).
-func setNested(env map[string]jsontext.Value, path []string, fn func(string) string) bool {
-	return mapNested(env, path, func(v jsontext.Value) jsontext.Value {
-		var s string
-		if jsonv2.Unmarshal(v, &s) != nil {
-			return nil
-		}
-		b, _ := jsonv2.Marshal(fn(s))
-		return b
-	})
-}
-
-// mapNested replaces the value at path in env by fn(it); fn returning nil
-// leaves it alone.
-func mapNested(env map[string]jsontext.Value, path []string, fn func(jsontext.Value) jsontext.Value) bool {
-	raw, ok := env[path[0]]
-	if !ok {
-		return false
-	}
-	if len(path) == 1 {
-		v := fn(raw)
-		if v == nil {
-			return false
-		}
-		env[path[0]] = v
-		return true
-	}
-	var sub map[string]jsontext.Value
-	if jsonv2.Unmarshal(raw, &sub) != nil || !mapNested(sub, path[1:], fn) {
-		return false
-	}
-	b, err := jsonv2.Marshal(sub, jsonv2.Deterministic(true))
-	if err != nil {
-		return false
-	}
-	env[path[0]] = b
-	return true
 }
 
 // toTarget rewrites a client's response to a request a target sent: the
@@ -193,12 +147,7 @@ func (f *federation) toTarget(raw []byte, id jsontext.Value) (ir.Target, []byte,
 	if !ok {
 		return ir.Target{}, nil, false
 	}
-	var env map[string]jsontext.Value
-	if jsonv2.Unmarshal(raw, &env) != nil {
-		return ir.Target{}, nil, false
-	}
-	env["id"] = orig
-	b, err := jsonv2.Marshal(env, jsonv2.Deterministic(true))
+	b, err := replaceValue(raw, []string{"id"}, func(jsontext.Value) (jsontext.Value, error) { return orig, nil })
 	if err != nil {
 		return ir.Target{}, nil, false
 	}

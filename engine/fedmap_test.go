@@ -367,3 +367,21 @@ func TestWithPrefixedMember(t *testing.T) {
 		require.Equal(t, c.want, string(got))
 	}
 }
+
+// What a target sends is mapped in place: only the mapped values change.
+func TestFromTarget(t *testing.T) {
+	f := &federation{targets: []ir.Target{{Name: "a"}}, prefixed: true}
+	rw := f.fromTarget(ir.Target{Name: "a"}, "resources/read")
+	for _, c := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0", "id":7,"method":"sampling/createMessage","params":{}}`, `{"jsonrpc":"2.0", "id":"mcpgate/a/7","method":"sampling/createMessage","params":{}}`},
+		{`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"x","reason":"r"}}`, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"mcpgate/a/\"x\"","reason":"r"}}`},
+		{`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"info://a"}}`, `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"a+info://a"}}`},
+		{`{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"info://a","text":"t"},{"text":"no uri"}]}}`, `{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"a+info://a","text":"t"},{"text":"no uri"}]}}`},
+		{`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}`, `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}`},
+		{`not json "method"`, `not json "method"`},
+	} {
+		got, err := rw([]byte(c.in))
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(got), c.in)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/engine/authn"
 	"github.com/mcpgate/mcpgate/engine/mcp"
+	"github.com/mcpgate/mcpgate/engine/policy"
 )
 
 // listKind describes one kind of MCP list result: where its items are in
@@ -132,25 +133,13 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 	}
 	asked := &mcp.Message{Kind: mcp.Request, Method: kind.method}
 	list := ast.ObjectTerm(ast.Item(ast.StringTerm(kind.policyKey), ast.ArrayTerm(terms...)))
-	in := buildInputPhase(r, term, tname, asked, res, list, h.inputHeaders())
+	parts := newInputParts(r, res, h.inputHeaders())
+	in := parts.input(r, term, tname, asked, list)
 	var visible map[string]bool
 	if h.itemwise() {
-		// One decision remembered under the whole list when its key is
-		// short enough; otherwise one per item, each remembered.
-		start := time.Now()
-		d, keyed, err := h.s.eval.DecideMemoised(r.Context(), in)
-		switch {
-		case err != nil:
-			h.g.metrics.decisions.WithLabelValues("error").Inc()
+		var err error
+		if visible, err = h.decideList(r, in, parts, kind, ids, terms, tname, term, asked); err != nil {
 			return nil, err
-		case keyed:
-			h.g.metrics.decisionSeconds.WithLabelValues("list").Observe(time.Since(start).Seconds())
-			h.g.metrics.decisions.WithLabelValues(decisionResult(d, nil)).Inc()
-			visible = d.Visible[kind.policyKey]
-		default:
-			if visible, err = h.decideItems(r, res, kind, ids, terms, tname, term, asked); err != nil {
-				return nil, err
-			}
 		}
 	} else {
 		d, err := h.decide(r, in, "list", nil)
@@ -174,41 +163,56 @@ func (h *routeHandler) filterItems(r *http.Request, res authn.Result, kind listK
 // itemwise reports whether lists may be decided item by item: when decisions
 // are memoised (a list too long to be a cache key is then decided item by
 // item, each remembered under its item, so a list seen before costs a
-// lookup per item instead of a whole evaluation every time), no decision log wants one event per list, and no user Rego on
-// the route could look at the list as a whole.
+// lookup per item instead of a whole evaluation every time), no decision
+// log wants one event per list, and no user Rego on the route could look at
+// the list as a whole.
 func (h *routeHandler) itemwise() bool {
 	return h.s.eval.Cached() && h.g.decisionLog == nil && len(h.route.User) == 0
 }
 
-// decideItems decides the visibility of each list item on its own: the
-// list-phase input with a list of that one item. It is counted and timed
+// decideList decides a list with memoised decisions: one decision
+// remembered under the whole list (in) when its key is short enough,
+// otherwise one per item (the list-phase input with a list of that one
+// item), each remembered under its item. Either way it is counted and timed
 // as one list decision.
-func (h *routeHandler) decideItems(r *http.Request, res authn.Result, kind listKind, ids []string, terms []*ast.Term, tname string, term *ast.Term, asked *mcp.Message) (map[string]bool, error) {
+func (h *routeHandler) decideList(r *http.Request, in ast.Value, parts inputParts, kind listKind, ids []string, terms []*ast.Term, tname string, term *ast.Term, asked *mcp.Message) (map[string]bool, error) {
 	start := time.Now()
-	parts := newInputParts(r, res, h.inputHeaders())
-	key := ast.StringTerm(kind.policyKey)
-	visible := make(map[string]bool, len(terms))
-	dryRun := 0
-	for i, it := range terms {
-		list := ast.ObjectTerm(ast.Item(key, ast.ArrayTerm(it)))
-		d, err := h.s.eval.Decide(r.Context(), parts.input(r, term, tname, asked, list))
-		if err != nil {
-			h.g.metrics.decisions.WithLabelValues("error").Inc()
-			return nil, err
-		}
-		if d.Visible[kind.policyKey][ids[i]] {
-			visible[ids[i]] = true
-		}
+	m := h.g.metrics
+	d, keyed, err := h.s.eval.DecideMemoised(r.Context(), in)
+	result, dryRun := decisionResult(d, err), 0
+	var visible map[string]bool
+	switch {
+	case err != nil:
+	case keyed:
+		visible = d.Visible[kind.policyKey]
 		if d.DryRun != nil && d.DryRun.WouldDeny {
-			dryRun++
+			dryRun = 1
+		}
+	default:
+		key := ast.StringTerm(kind.policyKey)
+		visible = make(map[string]bool, len(terms))
+		for i, it := range terms {
+			var d *policy.Decision
+			if d, err = h.s.eval.Decide(r.Context(), parts.input(r, term, tname, asked, ast.ObjectTerm(ast.Item(key, ast.ArrayTerm(it))))); err != nil {
+				result = "error"
+				break
+			}
+			if d.Visible[kind.policyKey][ids[i]] {
+				visible[ids[i]] = true
+			}
+			if d.DryRun != nil && d.DryRun.WouldDeny {
+				dryRun++
+			}
 		}
 	}
-	m := h.g.metrics
 	m.decisionSeconds.WithLabelValues("list").Observe(time.Since(start).Seconds())
-	m.decisions.WithLabelValues("allow").Inc()
+	m.decisions.WithLabelValues(result).Inc()
+	if err != nil {
+		return nil, err
+	}
 	if dryRun > 0 {
 		m.decisions.WithLabelValues("dry_run_deny").Inc()
-		h.g.log.Warn("dry-run policy would deny", "route", h.route.Key, "mcp_method", kind.method, "items", dryRun)
+		h.g.log.Warn("dry-run policy would deny", "route", h.route.Key, "mcp_method", kind.method, "decisions", dryRun)
 	}
 	return visible, nil
 }

@@ -101,11 +101,7 @@ func ConformanceScenarios(ctx context.Context) ([]string, error) {
 // ask for) for the duration of the test.
 func StartConformanceServer(t testing.TB) *Upstream {
 	t.Helper()
-	u, err := NewConformanceServer()
-	Require(t, err)
-	logOnFailure(t, "conformance-server", u.Output)
-	t.Cleanup(u.Close)
-	return u
+	return startUpstream(t, "conformance-server", NewConformanceServer)
 }
 
 // NewConformanceServer starts `node tests/node/conformance-server.mjs

@@ -53,11 +53,7 @@ func goServerBinary() (string, error) {
 // the duration of the test.
 func StartGoServer(t testing.TB) *Upstream {
 	t.Helper()
-	u, err := NewGoServer()
-	Require(t, err)
-	logOnFailure(t, "mcpserver", u.Output)
-	t.Cleanup(u.Close)
-	return u
+	return startUpstream(t, "mcpserver", NewGoServer)
 }
 
 // NewGoServer starts tests/mcpserver and waits until it answers HTTP. The

@@ -20,9 +20,16 @@ type Upstream struct {
 // StartEverything starts server-everything for the duration of the test.
 func StartEverything(t testing.TB) *Upstream {
 	t.Helper()
-	u, err := NewEverything()
+	return startUpstream(t, "server-everything", NewEverything)
+}
+
+// startUpstream starts an MCP server with start for the duration of the
+// test; its output is logged when the test fails.
+func startUpstream(t testing.TB, name string, start func() (*Upstream, error)) *Upstream {
+	t.Helper()
+	u, err := start()
 	Require(t, err)
-	logOnFailure(t, "server-everything", u.Output)
+	logOnFailure(t, name, u.Output)
 	t.Cleanup(u.Close)
 	return u
 }
